@@ -1,0 +1,87 @@
+"""The scikit-learn estimator protocol, without importing scikit-learn.
+
+fastem's estimators work in Pipelines, ``clone`` and ``GridSearchCV`` because
+they implement the protocol those tools use: ``get_params``/``set_params``
+derived from the ``__init__`` signature, fitted attributes ending in ``_``,
+and ``__sklearn_tags__`` (which imports scikit-learn lazily: only
+scikit-learn itself ever calls it).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from fastem.exceptions import NotFittedError
+
+
+class EstimatorBase:
+    """get_params / set_params / repr / tags for estimators with keyword-only parameters."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name, p in signature.parameters.items() if name != "self" and p.kind != p.VAR_KEYWORD]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters of this estimator, by name.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for scikit-learn compatibility; fastem estimators hold no
+            sub-estimators.
+        """
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a parameter of this estimator.
+        """
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {sorted(valid)!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items() if name != "self"
+        }
+        changed = []
+        for name in self._param_names():
+            value = getattr(self, name)
+            default = defaults[name]
+            try:
+                same = value is default or bool(value == default)
+            except (ValueError, TypeError):  # arrays
+                same = False
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return any(name.endswith("_") and not name.startswith("__") for name in vars(self))
+
+    def _check_is_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(allow_nan=False),
+        )

@@ -1,0 +1,183 @@
+"""Input and parameter checks. Everything here runs in Python before a kernel is called.
+
+Policy (the same for every public method):
+
+* float64 and float32 input keep their dtype; every other real numeric dtype
+  (integers, booleans, float16) becomes float64.
+* Complex, object, string and ragged input is rejected with a ``ValueError``
+  that names the argument.
+* Arrays handed to kernels are C-contiguous and native-endian. A copy is made
+  only when the input is not already so; inputs are never written to.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.float64, np.float32)
+
+
+def _as_float_array(value, name: str) -> np.ndarray:
+    """Convert array-like ``value`` to a float32/float64 ndarray, or raise naming ``name``."""
+    if hasattr(value, "__array__") or isinstance(value, np.ndarray):
+        array = np.asarray(value)
+    else:
+        try:
+            array = np.asarray(value)
+        except ValueError as exc:  # ragged nested sequences
+            raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from None
+    if array.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported in {name}; got dtype {array.dtype}.")
+    if array.dtype.kind in "OUSV":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} must contain real numbers; got an array of dtype {array.dtype} "
+                "whose elements cannot be converted to float."
+            ) from None
+    elif array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric; got dtype {array.dtype}.")
+    if array.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        array = array.astype(np.float64)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """Raise a ValueError if ``array`` holds NaN or infinity."""
+    # np.isfinite(...).all() allocates a boolean array; summing first costs one
+    # pass and no memory, and only on failure do we find which value is bad.
+    total = np.sum(array, dtype=np.float64) if array.size else 0.0
+    if np.isfinite(total):
+        return
+    if np.isnan(array).any():
+        raise ValueError(f"Input {name} contains NaN. fastem's GaussianMixture does not support missing values yet.")
+    if np.isinf(array).any():
+        raise ValueError(f"Input {name} contains infinity.")
+    # The sum overflowed although every value is finite: nothing to reject.
+
+
+def check_data(
+    X,
+    *,
+    name: str = "X",
+    min_samples: int = 1,
+    n_features: int | None = None,
+    estimator_name: str = "GaussianMixture",
+) -> np.ndarray:
+    """Validate a data matrix and return it as a C-contiguous float32/float64 array.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    name : str
+        Name used in error messages.
+    min_samples : int
+        Fewest rows accepted.
+    n_features : int or None
+        If given, the number of columns ``X`` must have (the fitted model's).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+        ``X`` itself when it already qualifies, otherwise a converted copy.
+    """
+    array = _as_float_array(X, name)
+    if array.ndim != 2:
+        kind = {0: "scalar", 1: "1D"}.get(array.ndim, f"{array.ndim}D")
+        raise ValueError(
+            f"Expected a 2D array for {name}, got a {kind} array instead (shape={array.shape}). "
+            "Reshape your data with array.reshape(-1, 1) if it has a single feature "
+            "or array.reshape(1, -1) if it contains a single sample."
+        )
+    n_samples, n_columns = array.shape
+    if n_samples < min_samples:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) (shape={array.shape}) while a minimum of "
+            f"{min_samples} is required for {name}."
+        )
+    if n_columns < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required."
+        )
+    if n_features is not None and n_columns != n_features:
+        raise ValueError(
+            f"X has {n_columns} features, but {estimator_name} is expecting {n_features} features as input."
+        )
+    check_finite(array, name)
+    return np.ascontiguousarray(array)
+
+
+def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    """Validate per-row weights; returns a float64 array or None for unit weights."""
+    if sample_weight is None:
+        return None
+    weights = _as_float_array(sample_weight, "sample_weight")
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},) to match X, got shape {weights.shape}."
+        )
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (weights < 0).any():
+        raise ValueError(f"sample_weight must be non-negative; found minimum {weights.min()!r}.")
+    if not weights.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
+    return weights
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    """Return ``value`` as int, or raise naming the parameter."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} of type {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_real(value, name: str, minimum: float) -> float:
+    """Return ``value`` as float, or raise naming the parameter (``value >= minimum``, finite)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= {minimum}, got {value!r} of type {type(value).__name__}.")
+    value = float(value)
+    if not (np.isfinite(value) and value >= minimum):
+        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}.")
+    return value
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Return ``value`` if it is one of ``choices``, or raise listing them."""
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(choice) for choice in sorted(choices))
+        raise ValueError(f"{name} must be one of {options}; got {value!r}.")
+    return value
+
+
+def check_random_state(seed) -> np.random.RandomState:
+    """Turn ``seed`` into a ``np.random.RandomState`` (the same rules as scikit-learn)."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {seed!r}.")
+
+
+def check_init_array(value, name: str, shape: tuple) -> np.ndarray:
+    """Validate a user-supplied initial parameter array: real, finite, of ``shape``.
+
+    Always returns a new float64 array, so fitted state never aliases user data.
+    """
+    array = _as_float_array(value, name)
+    if array.shape != shape:
+        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {array.shape}.")
+    check_finite(array, name)
+    return np.array(array, dtype=np.float64, order="C", copy=True)
