@@ -1,0 +1,99 @@
+"""The fast kernels agree with the naive references (fastem.reference, tests/naive.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastem import GaussianMixture, reference
+from fastem import _gaussian_kernels as kernels
+from fastem.gaussian_mixture import (
+    GaussianParams,
+    covariances_from_precisions,
+    estep,
+    precision_cholesky,
+    weighted_log_prob,
+)
+from tests import naive
+from tests.conftest import COVARIANCE_TYPES, DTYPES, random_init
+
+RTOL = {np.float64: 1e-10, np.float32: 2e-4}
+
+
+def params_from_init(covariance_type, n_components, n_features, seed):
+    weights, means, precisions = random_init(covariance_type, n_components, n_features, seed)
+    covariances = covariances_from_precisions(precisions, covariance_type)
+    return GaussianParams(weights, means, covariances, precision_cholesky(covariances, covariance_type))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_estep_statistics_match_naive(blobs, covariance_type, dtype, weighted):
+    X = blobs.astype(dtype)
+    sample_weight = np.random.default_rng(0).uniform(0, 3, len(X)) if weighted else None
+    params = params_from_init(covariance_type, 4, X.shape[1], seed=1)
+    # The kernel computes in the data dtype: give the reference the same rounded parameters.
+    params.means = params.means.astype(dtype).astype(np.float64)
+    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    covariances = covariances_from_precisions(
+        {"full": lambda p: p @ np.swapaxes(p, 1, 2), "tied": lambda p: p @ p.T}.get(covariance_type, lambda p: p**2)(
+            params.precisions_cholesky
+        ),
+        covariance_type,
+    )
+    stats = estep(X, sample_weight, params, covariance_type)
+    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, covariance_type)
+    rtol = RTOL[dtype]
+    for got, want in zip((stats.resp_sum, stats.first, stats.second), expected[:3]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    np.testing.assert_allclose(stats.log_likelihood, expected[3], rtol=rtol)
+    np.testing.assert_allclose(stats.weight_total, expected[4], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_log_prob_matches_scipy(blobs, covariance_type, dtype):
+    X = blobs.astype(dtype)
+    params = params_from_init(covariance_type, 4, X.shape[1], seed=3)
+    ours = weighted_log_prob(X, params, covariance_type)
+    theirs = reference.weighted_log_prob(X, params.weights, params.means, params.covariances, covariance_type)
+    np.testing.assert_allclose(ours, theirs, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_statistics_match_loop(blobs, weighted):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, len(blobs)).astype(np.intp)
+    sample_weight = rng.uniform(0, 2, len(blobs)) if weighted else None
+    shift = rng.normal(size=(3, blobs.shape[1]))
+    resp_sum, first, second = np.zeros(3), np.zeros((3, 3)), np.zeros((3, 3, 3))
+    kernels.label_stats(blobs, np.empty(0) if sample_weight is None else sample_weight, labels, shift, (resp_sum, first, second))
+    want = naive.label_stats(blobs, sample_weight, labels, shift)
+    np.testing.assert_allclose(resp_sum, want[0], rtol=1e-12)
+    np.testing.assert_allclose(first, want[1], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(np.triu(second[0]), np.triu(want[2][0]), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fit_matches_textbook_em(blobs, covariance_type, weighted):
+    weights, means, precisions = random_init(covariance_type, 3, blobs.shape[1], seed=6)
+    sample_weight = np.random.default_rng(2).uniform(0.2, 2, len(blobs)) if weighted else None
+    model = GaussianMixture(
+        3,
+        covariance_type=covariance_type,
+        weights_init=weights,
+        means_init=means,
+        precisions_init=precisions,
+        max_iter=6,
+        tol=0.0,
+    )
+    with pytest.warns(Warning, match="did not converge"):
+        model.fit(blobs, sample_weight=sample_weight)
+    covariances = covariances_from_precisions(precisions, covariance_type)
+    want = reference.fit(blobs, weights, means, covariances, covariance_type, n_iter=6, sample_weight=sample_weight)
+    np.testing.assert_allclose(model.weights_, want["weights"], rtol=1e-9)
+    np.testing.assert_allclose(model.means_, want["means"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(model.covariances_, want["covariances"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(model.lower_bounds_, want["lower_bounds"], rtol=1e-10)
