@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 
-from fastem.exceptions import NotFittedError
+from fastem.exceptions import NotFittedError, compatible
 
 
 class EstimatorBase:
@@ -72,7 +72,7 @@ class EstimatorBase:
 
     def _check_is_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
-            raise NotFittedError(
+            raise compatible(NotFittedError)(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fastem.exceptions import ConvergenceWarning
+from fastem.exceptions import ConvergenceWarning, compatible
 
 
 @dataclass
@@ -139,7 +139,7 @@ def run_em(
         warnings.warn(
             "Best performing initialization did not converge. Try different init "
             "parameters, or increase max_iter, tol, or check for degenerate data.",
-            ConvergenceWarning,
+            compatible(ConvergenceWarning),
             stacklevel=3,
         )
     return best

@@ -15,12 +15,17 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import scipy.sparse
 
 SUPPORTED_DTYPES = (np.float64, np.float32)
 
 
 def _as_float_array(value, name: str) -> np.ndarray:
     """Convert array-like ``value`` to a float32/float64 ndarray, or raise naming ``name``."""
+    if scipy.sparse.issparse(value):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but fastem needs dense data. Convert it with {name}.toarray()."
+        )
     if hasattr(value, "__array__") or isinstance(value, np.ndarray):
         array = np.asarray(value)
     else:
@@ -33,11 +38,10 @@ def _as_float_array(value, name: str) -> np.ndarray:
     if array.dtype.kind in "OUSV":
         try:
             array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{name} must contain real numbers; got an array of dtype {array.dtype} "
-                "whose elements cannot be converted to float."
-            ) from None
+        except (TypeError, ValueError) as exc:
+            # Keep the exception type numpy chose (TypeError for e.g. dicts,
+            # ValueError for non-numeric strings) and its text, which names the culprit.
+            raise type(exc)(f"{name} must contain real numbers; an element of dtype {array.dtype} could not be converted: {exc}") from None
     elif array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {array.dtype}.")
     if array.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):

@@ -1,13 +1,39 @@
-"""Exceptions and warnings raised by fastem."""
+"""Exceptions and warnings raised by fastem.
+
+Drop-in code written for scikit-learn catches ``sklearn.exceptions.NotFittedError``
+and filters ``sklearn.exceptions.ConvergenceWarning``. fastem cannot import
+scikit-learn (it is not a dependency, and importing it costs ~0.6 s), but code
+that names scikit-learn's classes has necessarily imported them. So, at the
+moment of raising or warning, :func:`compatible` returns a subclass of both
+fastem's class and scikit-learn's if ``sklearn.exceptions`` is loaded, and
+fastem's class otherwise. ``except fastem.NotFittedError`` works either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted model and the model is not fitted.
 
-    Subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's
-    exception of the same name does, so code written for either catches it.
+    Subclasses both ``ValueError`` and ``AttributeError``, like scikit-learn's
+    exception of the same name.
     """
 
 
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the lower bound changed less than ``tol``."""
+
+
+@functools.cache
+def _combined(ours: type, theirs: type) -> type:
+    return type(ours.__name__, (ours, theirs), {"__module__": ours.__module__, "__doc__": ours.__doc__})
+
+
+def compatible(ours: type) -> type:
+    """``ours``, or a subclass of it and scikit-learn's same-named class if scikit-learn is loaded."""
+    module = sys.modules.get("sklearn.exceptions")
+    theirs = getattr(module, ours.__name__, None) if module is not None else None
+    return ours if theirs is None else _combined(ours, theirs)
