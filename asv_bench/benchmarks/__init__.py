@@ -1,0 +1,1 @@
+"""airspeed-velocity benchmarks of fastem against scikit-learn and the naive EM (see asv_bench/asv.conf.json)."""

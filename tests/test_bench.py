@@ -1,0 +1,117 @@
+"""Smoke tests of the comparison script ``python -m fastem.bench``.
+
+They check that the script runs end to end and reports what it promises (the
+columns, agreement with scikit-learn), never how fast anything is: speed is
+measured by the script and by asv, not asserted here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastem import bench
+
+
+def cells(line: str) -> list:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def number(cell: str) -> float:
+    """A numeric table cell ('1,234' and '3.1e-14' included) as a float."""
+    return float(cell.replace(",", ""))
+
+
+def table_rows(markdown: str, first_column: str) -> tuple[list, list]:
+    """The header and data rows of the first markdown table whose first column is ``first_column``."""
+    lines = markdown.splitlines()
+    for index, line in enumerate(lines[:-1]):
+        if line.startswith("|") and cells(line)[0] == first_column and lines[index + 1].startswith("|---"):
+            rows = []
+            for row in lines[index + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append(cells(row))
+            return cells(line), rows
+    raise AssertionError(f"no table starting with column {first_column!r} in:\n{markdown}")
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    """One tiny run of the script, in process, written to a file as ``--output`` does."""
+    path = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
+    # One repeat of one timed iteration: the table is checked, not the speed.
+    # Peak memory needs child processes (about a second each to start);
+    # test_peak_memory_is_measured_in_a_child_process covers it once.
+    argv = ["--quick", "--n-samples", "300", "--repeats", "1", "--iterations", "1", "--no-memory"]
+    argv += ["--cases", "full_d2_k3,float32", "--output", str(path)]
+    assert bench.main(argv) == 0
+    return path.read_text(encoding="utf-8")
+
+
+def test_em_table_has_the_promised_columns_and_one_row_per_case(quick_report):
+    header, rows = table_rows(quick_report, "case")
+    assert header == bench.EM_COLUMNS
+    assert len(rows) == 1 and all(len(row) == len(header) for row in rows)
+    row = dict(zip(header, rows[0]))
+    assert row["case"].startswith("full, n=300 d=2 k=3")
+    timed = ["fastem ms/iter", "sklearn ms/iter (BLAS 1 thread)", "sklearn ms/iter (BLAS all threads)", "naive ms/iter"]
+    for column in timed:
+        assert row[column] != "—"  # measured, not skipped, at this size
+    assert number(row["GEMM GFLOP/s"]) > 0
+    assert row["fastem peak MiB"] == row["sklearn peak MiB"] == "—"  # --no-memory
+
+
+def test_fastem_and_sklearn_agree_in_the_report(quick_report):
+    header, rows = table_rows(quick_report, "case")
+    difference = number(dict(zip(header, rows[0]))["max rel. diff vs sklearn"])
+    assert difference < 1e-6
+
+
+def test_float32_table_reports_a_small_log_likelihood_difference(quick_report):
+    float32_section = quick_report[quick_report.index("## float32") :]
+    header, rows = table_rows(float32_section, "case")
+    assert header == bench.DTYPE_COLUMNS and len(rows) == 1
+    assert number(dict(zip(header, rows[0]))["rel. log-likelihood diff"]) < 1e-4
+
+
+def test_report_records_the_machine_and_the_command(quick_report):
+    assert "## Machine" in quick_report and "CPU:" in quick_report and "numba" in quick_report
+    assert "python -m fastem.bench --quick --n-samples 300 --repeats 1" in quick_report
+    assert "--cases full_d2_k3,float32 --output" in quick_report
+
+
+def test_peak_memory_is_measured_in_a_child_process():
+    case = bench.CASES["full_d2_k3"]
+    increase, method = bench.peak_memory("fastem", case, 5000, bench.QUICK)
+    assert increase >= 0
+    assert "VmHWM" in method or "psutil" in method
+
+
+def test_same_start_gives_the_same_parameters_in_all_three_implementations():
+    X = bench.make_data(400, 3, 2, random_state=1)
+    init = bench.initial_parameters(X, 2, "diag", random_state=1)
+    fits = {name: bench.fit(name, X, init, "diag", 4) for name in bench.IMPLEMENTATIONS}
+    assert all(result.n_iter == 4 for result in fits.values())
+    assert bench.max_relative_difference(fits["fastem"], fits["sklearn"]) < 1e-10
+    assert bench.max_relative_difference(fits["fastem"], fits["naive"]) < 1e-8
+    np.testing.assert_allclose(fits["fastem"].lower_bound, fits["naive"].lower_bound, rtol=1e-10)
+
+
+def test_unknown_case_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--cases", "no_such_case"])
+    assert exit_info.value.code == 2
+    assert "full_d8_k16" in capsys.readouterr().err  # the valid names are listed
+
+
+def test_importing_fastem_imports_none_of_the_bench_extras():
+    code = (
+        "import sys, fastem, fastem.bench; "
+        "print(sorted(m for m in ('sklearn', 'threadpoolctl', 'psutil') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
