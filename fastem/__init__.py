@@ -7,8 +7,8 @@ The public API:
 * :mod:`fastem.reference`: the naive textbook EM, the correctness oracle.
 """
 
-from fastem.exceptions import ConvergenceWarning, NotFittedError
+from fastem.exceptions import ConvergenceWarning, ModelFileError, NotFittedError
 from fastem.gaussian_mixture import GaussianMixture
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError"]
+__all__ = ["GaussianMixture", "ConvergenceWarning", "ModelFileError", "NotFittedError"]
 __version__ = "0.1.0"

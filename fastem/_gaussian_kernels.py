@@ -50,9 +50,108 @@ def n_chunks_for(n_samples):
 
 
 @helper
+def _add_into(total, part):
+    """total += part, elementwise, serially.
+
+    Inside a parallel kernel an array expression such as ``total += part``
+    becomes a parallel region of its own; in the ordered reduction loop that
+    would launch one per chunk and array. Explicit loops in a serial helper do not.
+    """
+    flat_total = total.reshape(-1)
+    flat_part = part.reshape(-1)
+    for i in range(flat_total.shape[0]):
+        flat_total[i] += flat_part[i]
+
+
+@helper
 def _chunks_per_wave(n_chunks, floats_per_chunk):
     wave = max(_MIN_CHUNKS_PER_WAVE, _PARTIALS_BUDGET_FLOATS // max(floats_per_chunk, 1))
     return max(min(wave, n_chunks), 1)
+
+
+# ---------------------------------------------------------------------------
+# Vectorisable exp and log
+#
+# Numba lowers np.exp/np.log inside loops to scalar libm calls, which would
+# cost more than all the arithmetic around them. These versions use only
+# arithmetic, comparisons and integer bit manipulation that LLVM vectorises:
+# Cody-Waite range reduction and a polynomial, with the power of two built
+# directly in the exponent bits. Both are accurate to a few ulp on the ranges
+# used here (arguments <= 0 for exp, values in [1, n_components] for log).
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: HI has 32 significant
+_LN2_LO = 1.90821492927058770002e-10  # bits, so n * HI is exact for |n| < 2**21
+_EXP_MIN = -708.0  # exp(-708) ~ 3e-308: stays a normal number
+_MANTISSA_MASK = (1 << 52) - 1
+_SQRT2 = 1.4142135623730951
+
+# A responsibility below 2**-52 of its row is below the float64 resolution of
+# the row's unit mass: it is flushed to exactly zero (in the normaliser and in
+# the statistics), which lets the accumulation skip it. exp(x) < 2**-52 for
+# x < -36.04.
+RESP_LOG_FLOOR = -36.04365338911715
+
+
+@helper
+def _exp_flushed(values, n, bits):
+    """values[:n] = exp(values[:n]) for values <= 0, with exp(x) = 0 for x < RESP_LOG_FLOOR."""
+    for i in range(n):
+        x = max(values[i], _EXP_MIN)
+        k = np.floor(x * _LOG2E + 0.5)
+        r = (x - k * _LN2_HI) - k * _LN2_LO
+        # Taylor series to r**13: |r| <= ln2 / 2 leaves a truncation error below 1e-17.
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        bits[i] = (np.int64(k) + 1023) << 52
+        values[i] = p if values[i] >= RESP_LOG_FLOOR else 0.0
+    scale = bits.view(np.float64)
+    for i in range(n):
+        values[i] *= scale[i]
+
+
+@helper
+def _log_inplace(values, n, bits):
+    """values[:n] = log(values[:n]) for positive, finite, normal values."""
+    as_bits = values.view(np.int64)
+    for i in range(n):
+        word = as_bits[i]
+        exponent = (word >> 52) - 1023
+        bits[i] = (word & _MANTISSA_MASK) | (np.int64(1023) << 52)  # mantissa in [1, 2)
+        values[i] = np.float64(exponent)
+    mantissa = bits.view(np.float64)
+    for i in range(n):
+        m = mantissa[i]
+        e = values[i]
+        if m > _SQRT2:  # centre the mantissa on 1: [sqrt(1/2), sqrt(2))
+            m *= 0.5
+            e += 1.0
+        u = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(u), |u| <= 0.1716
+        u2 = u * u
+        series = 1.0 / 21.0
+        series = series * u2 + 1.0 / 19.0
+        series = series * u2 + 1.0 / 17.0
+        series = series * u2 + 1.0 / 15.0
+        series = series * u2 + 1.0 / 13.0
+        series = series * u2 + 1.0 / 11.0
+        series = series * u2 + 1.0 / 9.0
+        series = series * u2 + 1.0 / 7.0
+        series = series * u2 + 1.0 / 5.0
+        series = series * u2 + 1.0 / 3.0
+        series = series * u2 + 1.0
+        values[i] = e * _LN2_HI + (e * _LN2_LO + 2.0 * u * series)
 
 
 # ---------------------------------------------------------------------------
@@ -99,6 +198,29 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
         const = log_const[j]
         for row in range(n_rows):
             log_prob[j, row] = const - 0.5 * maha[row]
+
+
+@helper
+def _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob):
+    """BLAS version of ``_log_prob_full_block`` for many features, on rows in X's own layout.
+
+    ``proj = (x - mean_j) P_j`` is a (n_rows, d) x (d, d) matrix product per
+    component; from about 32 features BLAS does it several times faster than
+    loops can (see BENCHMARKS.md).
+    """
+    n_features = X.shape[1]
+    n_components = means.shape[0]
+    for j in range(n_components):
+        for row in range(n_rows):
+            for feature in range(n_features):
+                diff_rows[row, feature] = X[start + row, feature] - means[j, feature]
+        np.dot(diff_rows[:n_rows], prec_chol[j], proj_rows[:n_rows])
+        const = log_const[j]
+        for row in range(n_rows):
+            maha = 0.0
+            for feature in range(n_features):
+                maha += proj_rows[row, feature] * proj_rows[row, feature]
+            log_prob[j, row] = const - 0.5 * maha
 
 
 @helper
@@ -150,12 +272,13 @@ def _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob
 
 
 @helper
-def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
+def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, totals):
     """Turn log-probabilities into responsibilities in place (log-sum-exp).
 
-    Adds ``sum_row w_row * log p(x_row)`` to ``totals[0]`` and ``sum w_row`` to
-    ``totals[1]``. Rows of weight zero contribute nothing (not even a NaN from
-    ``0 * -inf``).
+    Responsibilities below 2**-52 of their row become exactly 0 (see
+    RESP_LOG_FLOOR). Adds ``sum_row w_row * log p(x_row)`` to ``totals[0]``
+    and ``sum w_row`` to ``totals[1]``; rows of weight zero contribute
+    nothing (not even a NaN from ``0 * -inf``).
     """
     n_components = log_prob.shape[0]
     for row in range(n_rows):
@@ -166,54 +289,136 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
     for row in range(n_rows):
         row_sum[row] = 0.0
     for j in range(n_components):
+        values = log_prob[j]
         for row in range(n_rows):
-            e = np.exp(log_prob[j, row] - row_max[row])
-            log_prob[j, row] = e
-            row_sum[row] += e
+            values[row] -= row_max[row]
+        _exp_flushed(values, n_rows, bits)
+        for row in range(n_rows):
+            row_sum[row] += values[row]
+    for j in range(n_components):
+        for row in range(n_rows):
+            log_prob[j, row] /= row_sum[row]
+    # row_sum >= 1 (the largest term is exp(0)), so its log is safe; a row
+    # whose max is -inf or NaN gives a non-finite total, caught in Python.
+    _log_inplace(row_sum, n_rows, bits)
     log_likelihood = 0.0
     weight_total = 0.0
     for row in range(n_rows):
         w = weights[row]
         if w != 0.0:
-            log_likelihood += w * (row_max[row] + np.log(row_sum[row]))
+            log_likelihood += w * (row_max[row] + row_sum[row])
             weight_total += w
-        row_sum[row] = 1.0 / row_sum[row]
-    for j in range(n_components):
-        for row in range(n_rows):
-            log_prob[j, row] *= row_sum[row]
     totals[0] += log_likelihood
     totals[1] += weight_total
 
 
 @helper
-def _accumulate_full_block(xt, n_rows, weights, shift, resp, diff, weighted_diff, resp_sum, first, second):
-    """Add this block's N_j, S1_j, S2_j (centred at shift_j); S2 upper triangle only."""
+def _select_rows(resp_j, n_rows, n_features, index):
+    """Choose the rows a component's accumulation visits.
+
+    Returns 0 when every responsibility is zero (nothing to add), ``n_rows``
+    for a dense pass over the block, or ``count < n_rows`` after writing the
+    rows with a non-zero responsibility into ``index``. Compaction costs a
+    scan and indirect loads, so it is used only when it skips enough work:
+    at most half the rows remain, or a third for small ``n_features`` where
+    the dense arithmetic per row is cheap.
+    """
+    count = 0
+    for row in range(n_rows):  # vectorises: a count, no stores
+        count += resp_j[row] != 0.0
+    if count == 0:
+        return 0
+    limit = n_rows // 2 if n_features >= 4 else n_rows // 3
+    if count > limit:
+        return n_rows
+    count = 0
+    for row in range(n_rows):
+        if resp_j[row] != 0.0:
+            index[count] = row
+            count += 1
+    return count
+
+
+@helper
+def _accumulate_full_block(xt, n_rows, weights, shift, resp, index, weighted_resp, diff, weighted_diff, resp_sum, first, second):
+    """Add this block's N_j, S1_j, S2_j (centred at shift_j); S2 upper triangle only.
+
+    Only rows with a non-zero responsibility are visited: with separated
+    components most rows belong to one or two of them, which turns the
+    O(k d^2) accumulation per row into O(d^2).
+    """
     n_features = xt.shape[0]
     n_components = shift.shape[0]
     for j in range(n_components):
+        count = _select_rows(resp[j], n_rows, n_features, index)
+        if count == 0:
+            continue
         n_j = 0.0
-        for row in range(n_rows):
-            resp[j, row] *= weights[row]
-            n_j += resp[j, row]
-        if n_j == 0.0:
-            continue  # every contribution is exactly zero
+        if count == n_rows:
+            for t in range(count):
+                weighted_resp[t] = weights[t] * resp[j, t]
+                n_j += weighted_resp[t]
+        else:
+            for t in range(count):
+                row = index[t]
+                weighted_resp[t] = weights[row] * resp[j, row]
+                n_j += weighted_resp[t]
         resp_sum[j] += n_j
         for feature in range(n_features):
             c = shift[j, feature]
             s = 0.0
-            for row in range(n_rows):
-                dv = xt[feature, row] - c
-                diff[feature, row] = dv
-                wd = resp[j, row] * dv
-                weighted_diff[feature, row] = wd
-                s += wd
+            if count == n_rows:  # dense block: contiguous loads
+                for t in range(count):
+                    dv = xt[feature, t] - c
+                    diff[feature, t] = dv
+                    weighted_diff[feature, t] = weighted_resp[t] * dv
+                    s += weighted_diff[feature, t]
+            else:
+                for t in range(count):
+                    dv = xt[feature, index[t]] - c
+                    diff[feature, t] = dv
+                    weighted_diff[feature, t] = weighted_resp[t] * dv
+                    s += weighted_diff[feature, t]
             first[j, feature] += s
         for a in range(n_features):
             for b in range(a, n_features):
                 s = 0.0
-                for row in range(n_rows):
-                    s += weighted_diff[a, row] * diff[b, row]
+                for t in range(count):
+                    s += weighted_diff[a, t] * diff[b, t]
                 second[j, a, b] += s
+
+
+@helper
+def _accumulate_full_rows(X, start, n_rows, weights, shift, resp, index, diff_rows, weighted_rows, outer, resp_sum, first, second):
+    """BLAS version of ``_accumulate_full_block`` for many features.
+
+    The selected rows' centred values are gathered in float64 (also for
+    float32 data: sums stay float64) and S2_j grows by one (d, count) x
+    (count, d) product.
+    """
+    n_features = X.shape[1]
+    n_components = shift.shape[0]
+    for j in range(n_components):
+        count = _select_rows(resp[j], n_rows, n_features, index)
+        if count == 0:
+            continue
+        n_j = 0.0
+        for t in range(count):
+            row = t if count == n_rows else index[t]
+            w = weights[row] * resp[j, row]
+            n_j += w
+            for feature in range(n_features):
+                dv = np.float64(X[start + row, feature]) - shift[j, feature]
+                diff_rows[t, feature] = dv
+                weighted_rows[t, feature] = w * dv
+        resp_sum[j] += n_j
+        for t in range(count):
+            for feature in range(n_features):
+                first[j, feature] += weighted_rows[t, feature]
+        np.dot(weighted_rows[:count].T, diff_rows[:count], outer)
+        for a in range(n_features):
+            for b in range(a, n_features):
+                second[j, a, b] += outer[a, b]
 
 
 @helper
@@ -262,27 +467,41 @@ def _accumulate_tied_block(xt, n_rows, weights, shift, centre, resp, deviation, 
 
 
 @helper
-def _accumulate_diag_block(xt, n_rows, weights, shift, resp, resp_sum, first, second):
-    """Add N_j, S1_j and the diagonal of S2_j (centred at shift_j)."""
+def _accumulate_diag_block(xt, n_rows, weights, shift, resp, index, weighted_resp, resp_sum, first, second):
+    """Add N_j, S1_j and the diagonal of S2_j (centred at shift_j), visiting non-zero responsibilities only."""
     n_features = xt.shape[0]
     n_components = shift.shape[0]
     for j in range(n_components):
-        n_j = 0.0
-        for row in range(n_rows):
-            resp[j, row] *= weights[row]
-            n_j += resp[j, row]
-        if n_j == 0.0:
+        count = _select_rows(resp[j], n_rows, n_features, index)
+        if count == 0:
             continue
+        n_j = 0.0
+        if count == n_rows:
+            for t in range(count):
+                weighted_resp[t] = weights[t] * resp[j, t]
+                n_j += weighted_resp[t]
+        else:
+            for t in range(count):
+                row = index[t]
+                weighted_resp[t] = weights[row] * resp[j, row]
+                n_j += weighted_resp[t]
         resp_sum[j] += n_j
         for feature in range(n_features):
             c = shift[j, feature]
             s1 = 0.0
             s2 = 0.0
-            for row in range(n_rows):
-                dv = xt[feature, row] - c
-                wd = resp[j, row] * dv
-                s1 += wd
-                s2 += wd * dv
+            if count == n_rows:
+                for t in range(count):
+                    dv = xt[feature, t] - c
+                    wd = weighted_resp[t] * dv
+                    s1 += wd
+                    s2 += wd * dv
+            else:
+                for t in range(count):
+                    dv = xt[feature, index[t]] - c
+                    wd = weighted_resp[t] * dv
+                    s1 += wd
+                    s2 += wd * dv
             first[j, feature] += s1
             second[j, feature] += s2
 
@@ -292,8 +511,11 @@ def _accumulate_diag_block(xt, n_rows, weights, shift, resp, resp_sum, first, se
 
 
 @kernel
-def estep_full(X, sample_weight, model, stats):
+def estep_full(X, sample_weight, model, stats, use_blas):
     """Add full-covariance E-step statistics of X into ``stats``.
+
+    ``use_blas`` selects the row-major BLAS helpers (many features; the caller
+    must have pinned BLAS to one thread) instead of the loop helpers.
 
     model = (means (k, d) in X's dtype, prec_chol (k, d, d) in X's dtype,
     log_const (k,) float64 = log w_j + log det prec_chol_j - d/2 log 2 pi).
@@ -318,26 +540,46 @@ def estep_full(X, sample_weight, model, stats):
             proj = np.empty(BLOCK_ROWS, X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
+            acc_diff = np.empty((n_features, BLOCK_ROWS))
             log_prob = np.empty((n_components, BLOCK_ROWS))
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
+            bits = np.empty(BLOCK_ROWS, np.int64)
+            index = np.empty(BLOCK_ROWS, np.intp)
+            weighted_resp = np.empty(BLOCK_ROWS)
+            blas_rows = BLOCK_ROWS if use_blas else 0
+            diff_rows = np.zeros((blas_rows, n_features), X.dtype)
+            proj_rows = np.empty((blas_rows, n_features), X.dtype)
+            diff_rows64 = np.empty((blas_rows, n_features))
+            weighted_rows64 = np.empty((blas_rows, n_features))
+            outer = np.empty((n_features, n_features))
             chunk_start = (wave_start + c) * CHUNK_ROWS
             chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
             for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                 n_rows = min(BLOCK_ROWS, chunk_stop - start)
+                if use_blas:
+                    for row in range(n_rows):
+                        weights[row] = 1.0 if sample_weight.shape[0] == 0 else sample_weight[start + row]
+                    _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
+                    _accumulate_full_rows(
+                        X, start, n_rows, weights, means, log_prob, index, diff_rows64, weighted_rows64, outer,
+                        part_resp[c], part_first[c], part_second[c],
+                    )
+                    continue
                 _load_block(X, sample_weight, start, n_rows, xt, weights)
                 _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
+                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
                 _accumulate_full_block(
-                    xt, n_rows, weights, means, log_prob, diff, weighted_diff,
+                    xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
                     part_resp[c], part_first[c], part_second[c],
                 )
         for c in range(n_wave):  # ordered reduction: thread-count independent
-            resp_sum += part_resp[c]
-            first += part_first[c]
-            second += part_second[c]
-            totals += part_totals[c]
+            _add_into(resp_sum, part_resp[c])
+            _add_into(first, part_first[c])
+            _add_into(second, part_second[c])
+            _add_into(totals, part_totals[c])
 
 
 @kernel
@@ -374,6 +616,7 @@ def estep_tied(X, sample_weight, model, stats):
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
+            bits = np.empty(BLOCK_ROWS, np.int64)
             chunk_start = (wave_start + c) * CHUNK_ROWS
             chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
             for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
@@ -382,17 +625,17 @@ def estep_tied(X, sample_weight, model, stats):
                 _log_prob_tied_block(
                     xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
                 )
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
+                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
                 _accumulate_tied_block(
                     xt, n_rows, weights, means, centre, log_prob, deviation, weighted_dev,
                     part_resp[c], part_first[c], part_within[c], part_spread[c],
                 )
         for c in range(n_wave):
-            resp_sum += part_resp[c]
-            first += part_first[c]
-            within += part_within[c]
-            spread += part_spread[c]
-            totals += part_totals[c]
+            _add_into(resp_sum, part_resp[c])
+            _add_into(first, part_first[c])
+            _add_into(within, part_within[c])
+            _add_into(spread, part_spread[c])
+            _add_into(totals, part_totals[c])
 
 
 @kernel
@@ -421,21 +664,24 @@ def estep_diag(X, sample_weight, model, stats):
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
+            bits = np.empty(BLOCK_ROWS, np.int64)
+            index = np.empty(BLOCK_ROWS, np.intp)
+            weighted_resp = np.empty(BLOCK_ROWS)
             chunk_start = (wave_start + c) * CHUNK_ROWS
             chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
             for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                 n_rows = min(BLOCK_ROWS, chunk_stop - start)
                 _load_block(X, sample_weight, start, n_rows, xt, weights)
                 _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
+                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
                 _accumulate_diag_block(
-                    xt, n_rows, weights, means, log_prob, part_resp[c], part_first[c], part_second[c]
+                    xt, n_rows, weights, means, log_prob, index, weighted_resp, part_resp[c], part_first[c], part_second[c]
                 )
         for c in range(n_wave):
-            resp_sum += part_resp[c]
-            first += part_first[c]
-            second += part_second[c]
-            totals += part_totals[c]
+            _add_into(resp_sum, part_resp[c])
+            _add_into(first, part_first[c])
+            _add_into(second, part_second[c])
+            _add_into(totals, part_totals[c])
 
 
 # ---------------------------------------------------------------------------
@@ -443,8 +689,8 @@ def estep_diag(X, sample_weight, model, stats):
 
 
 @kernel
-def weighted_log_prob_full(X, model, out):
-    """out[i, j] = log w_j + log N(x_i | mean_j, Sigma_j); model as for ``estep_full``."""
+def weighted_log_prob_full(X, model, out, use_blas):
+    """out[i, j] = log w_j + log N(x_i | mean_j, Sigma_j); model and use_blas as for ``estep_full``."""
     means, prec_chol, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -452,6 +698,9 @@ def weighted_log_prob_full(X, model, out):
     for c in prange(n_chunks_for(n_samples)):
         xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
         diff = np.empty((n_features, BLOCK_ROWS), X.dtype)
+        blas_rows = BLOCK_ROWS if use_blas else 0
+        diff_rows = np.empty((blas_rows, n_features), X.dtype)
+        proj_rows = np.empty((blas_rows, n_features), X.dtype)
         proj = np.empty(BLOCK_ROWS, X.dtype)
         maha = np.empty(BLOCK_ROWS, X.dtype)
         log_prob = np.empty((n_components, BLOCK_ROWS))
@@ -460,8 +709,11 @@ def weighted_log_prob_full(X, model, out):
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
-            _load_block(X, no_weights, start, n_rows, xt, weights)
-            _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
+            if use_blas:
+                _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
+            else:
+                _load_block(X, no_weights, start, n_rows, xt, weights)
+                _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
             for row in range(n_rows):
                 for j in range(n_components):
                     out[start + row, j] = log_prob[j, row]
@@ -556,6 +808,6 @@ def label_stats(X, sample_weight, labels, shift, stats):
                     for b in range(a, n_features):
                         part_second[c, j, a, b] += wa * diff[b]
         for c in range(n_wave):
-            resp_sum += part_resp[c]
-            first += part_first[c]
-            second += part_second[c]
+            _add_into(resp_sum, part_resp[c])
+            _add_into(first, part_first[c])
+            _add_into(second, part_second[c])

@@ -170,9 +170,14 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, max_iter=300, tol=1e-4
     n_samples, _ = X.shape
     weights = np.ones(n_samples) if sample_weight.shape[0] == 0 else sample_weight
     total = weights.sum()
-    data_mean = (weights @ X) / total
-    variance = (weights @ np.square(X - data_mean)) / total
-    threshold = tol * float(np.mean(variance))
+    # Data near the float range overflow here; the fit then fails with a clear
+    # error in the M-step. Without a finite threshold, stop on labels alone.
+    with np.errstate(over="ignore", invalid="ignore"):
+        data_mean = (weights @ X) / total
+        variance = (weights @ np.square(X - data_mean)) / total
+        threshold = tol * float(np.mean(variance))
+    if not np.isfinite(threshold):
+        threshold = 0.0
 
     centers, _ = kmeans_plusplus(X, sample_weight, n_clusters, random_state)
     n_chunks = n_chunks_for(n_samples)
@@ -194,7 +199,8 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, max_iter=300, tol=1e-4
             far = int(np.argmax(np.where(weights > 0, distances, -1.0)))
             new_centers[j] = X[far]
             distances[far] = -1.0
-        shift = float(np.sum((new_centers - centers) ** 2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            shift = float(np.sum((new_centers - centers) ** 2))
         centers = new_centers
         if np.array_equal(labels, previous) or shift <= threshold:
             break

@@ -2,10 +2,12 @@
 
 Policy (the same for every public method):
 
-* float64 and float32 input keep their dtype; every other real numeric dtype
-  (integers, booleans, float16) becomes float64.
-* Complex, object, string and ragged input is rejected with a ``ValueError``
-  that names the argument.
+* float64 and float32 input keep their dtype (in either byte order); every
+  other real numeric dtype (integers, booleans, float16) and object arrays
+  holding real numbers become float64.
+* Complex, string and ragged input is rejected with a ``ValueError`` that
+  names the argument; object arrays holding something that is not a real
+  number raise the ``TypeError``/``ValueError`` numpy raises, with the name.
 * Arrays handed to kernels are C-contiguous and native-endian. A copy is made
   only when the input is not already so; inputs are never written to.
 """
@@ -21,33 +23,43 @@ SUPPORTED_DTYPES = (np.float64, np.float32)
 
 
 def _as_float_array(value, name: str) -> np.ndarray:
-    """Convert array-like ``value`` to a float32/float64 ndarray, or raise naming ``name``."""
+    """Convert array-like ``value`` to a native-endian float32/float64 ndarray, or raise naming ``name``."""
     if scipy.sparse.issparse(value):
         raise TypeError(
             f"Sparse data was passed for {name}, but fastem needs dense data. Convert it with {name}.toarray()."
         )
-    if hasattr(value, "__array__") or isinstance(value, np.ndarray):
+    try:
         array = np.asarray(value)
-    else:
-        try:
-            array = np.asarray(value)
-        except ValueError as exc:  # ragged nested sequences
-            raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from None
-    if array.dtype.kind == "c":
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from None
+    kind = array.dtype.kind
+    if kind == "c":
         raise ValueError(f"Complex data not supported in {name}; got dtype {array.dtype}.")
-    if array.dtype.kind in "OUSV":
+    if kind in "US":
+        # As scikit-learn: text is not silently parsed as numbers, even when it could be.
+        raise ValueError(
+            f"{name} must contain real numbers, got an array of strings (dtype {array.dtype}). "
+            "Convert it to numbers explicitly, e.g. with .astype(float)."
+        )
+    if kind in "OV":
         try:
             array = array.astype(np.float64)
         except (TypeError, ValueError) as exc:
             # Keep the exception type numpy chose (TypeError for e.g. dicts,
-            # ValueError for non-numeric strings) and its text, which names the culprit.
-            raise type(exc)(f"{name} must contain real numbers; an element of dtype {array.dtype} could not be converted: {exc}") from None
-    elif array.dtype.kind not in "biuf":
+            # ValueError for ragged rows or non-numeric strings) and its text,
+            # which names the culprit.
+            raise type(exc)(
+                f"{name} must contain real numbers; an element of dtype {array.dtype} could not be converted: {exc}"
+            ) from None
+    elif kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {array.dtype}.")
-    if array.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+    if kind == "f" and array.dtype.itemsize in (4, 8):
+        # float32 and float64 keep their precision whatever their byte order;
+        # non-native byte order is swapped once here (kernels need native).
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+    else:
         array = array.astype(np.float64)
-    if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
@@ -132,8 +144,15 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
         raise ValueError("sample_weight contains NaN or infinity.")
     if (weights < 0).any():
         raise ValueError(f"sample_weight must be non-negative; found minimum {weights.min()!r}.")
-    if not weights.sum() > 0:
+    with np.errstate(over="ignore"):  # an overflowing sum is reported just below
+        total = weights.sum()
+    if not total > 0:
         raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
+    if not np.isfinite(total):
+        raise ValueError(
+            "sample_weight sums to infinity (float64 overflow). Only the ratios of the weights matter: "
+            "divide them all by a constant."
+        )
     return weights
 
 

@@ -23,6 +23,14 @@ class NotFittedError(ValueError, AttributeError):
     """
 
 
+class ModelFileError(ValueError):
+    """A model file cannot be loaded: corrupted, truncated, of another format or version, or invalid.
+
+    A ``ValueError``, so ``except ValueError`` catches it too. The message names
+    the problem (the member, array or value at fault).
+    """
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the lower bound changed less than ``tol``."""
 

@@ -21,14 +21,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from scipy.special import logsumexp
 
 from fastem import _gaussian_kernels as kernels
 from fastem._base import EstimatorBase
 from fastem._em import run_em
 from fastem._kmeans import kmeans, kmeans_plusplus
-from fastem._numba import numba_threads, resolve_n_jobs
+from fastem._model_io import load_model, save_model
+from fastem._numba import BLAS_MIN_FEATURES, blas_pinning_available, numba_threads, resolve_n_jobs
 from fastem._validation import (
     check_choice,
     check_data,
@@ -92,6 +92,7 @@ class GaussianStats:
 
 
 def check_weights_init(weights, n_components: int) -> np.ndarray:
+    """Validated float64 copy of ``weights_init``: shape (n_components,), in [0, 1], summing to 1."""
     weights = check_init_array(weights, "weights_init", (n_components,))
     if (weights < 0).any() or (weights > 1).any():
         raise ValueError(
@@ -103,6 +104,18 @@ def check_weights_init(weights, n_components: int) -> np.ndarray:
     return weights
 
 
+def check_means_init(means, n_components: int, n_features: int, dtype=np.float64) -> np.ndarray:
+    """Validated float64 copy of ``means_init``; with float32 data the means must fit in float32."""
+    means = check_init_array(means, "means_init", (n_components, n_features))
+    if np.dtype(dtype) == np.float32 and (np.abs(means) > _FLOAT32.max).any():
+        component = int(np.flatnonzero((np.abs(means) > _FLOAT32.max).any(axis=1))[0])
+        raise ValueError(
+            f"means_init (component {component}) has values beyond the float32 range (|x| <= {_FLOAT32.max:.3g}) "
+            "and the data are float32. Pass float64 data or rescale."
+        )
+    return means
+
+
 def precisions_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
     return {
         "full": (n_components, n_features, n_features),
@@ -112,66 +125,185 @@ def precisions_shape(covariance_type: str, n_components: int, n_features: int) -
     }[covariance_type]
 
 
-def check_precisions_init(precisions, covariance_type: str, n_components: int, n_features: int) -> np.ndarray:
+def check_precisions_init(
+    precisions, covariance_type: str, n_components: int, n_features: int, dtype=np.float64
+) -> np.ndarray:
+    """Validated float64 copy of ``precisions_init``.
+
+    Checks the shape, finiteness, symmetry and positive-definiteness (a
+    Cholesky factorisation must succeed; the error names the component), and,
+    for float32 data, that the precisions, their Cholesky factors and the
+    covariances they imply fit in float32 (the kernels compute in the data
+    dtype, so anything else would silently become inf or 0 there).
+    """
     shape = precisions_shape(covariance_type, n_components, n_features)
     precisions = check_init_array(precisions, "precisions_init", shape)
     if covariance_type in ("diag", "spherical"):
-        if (precisions <= 0).any():
-            raise ValueError(f"precisions_init for covariance_type={covariance_type!r} must be positive.")
-        return precisions
-    matrices = precisions if covariance_type == "full" else precisions[None]
-    for j, matrix in enumerate(matrices):
-        where = f" (component {j})" if covariance_type == "full" else ""
-        if not np.allclose(matrix, matrix.T, rtol=1e-5, atol=1e-8):
-            raise ValueError(f"precisions_init{where} must be symmetric.")
-        if not np.linalg.eigvalsh(matrix).min() > 0:
-            raise ValueError(f"precisions_init{where} must be positive-definite.")
+        bad = np.flatnonzero(~(precisions > 0).reshape(n_components, -1).all(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"precisions_init for covariance_type={covariance_type!r} must be positive, but component "
+                f"{int(bad[0])} has a value <= 0."
+            )
+    else:
+        matrices = precisions if covariance_type == "full" else precisions[None]
+        for j, matrix in enumerate(matrices):
+            where = f" (component {j})" if covariance_type == "full" else ""
+            # atol relative to the matrix's scale, so that tiny precisions are
+            # not declared symmetric merely for being small.
+            if not np.allclose(matrix, matrix.T, rtol=1e-5, atol=1e-8 * np.abs(matrix).max()):
+                raise ValueError(f"precisions_init{where} must be symmetric.")
+            try:
+                # The factorisation precision_cholesky_from_precisions will do.
+                np.linalg.cholesky(matrix[::-1, ::-1])
+            except np.linalg.LinAlgError:
+                smallest = np.linalg.eigvalsh(matrix).min()
+                raise ValueError(
+                    f"precisions_init{where} must be positive-definite, but its smallest eigenvalue is {smallest:.6g}."
+                ) from None
+    if np.dtype(dtype) == np.float32:
+        prec_chol = precision_cholesky_from_precisions(precisions, covariance_type)
+        covariances = covariances_from_precisions(precisions, covariance_type)
+        component = first_component_outside_float32(covariances, prec_chol, covariance_type)
+        if component is not None:
+            where = f" (component {component})" if covariance_type != "tied" else ""
+            raise ValueError(
+                f"precisions_init{where} is outside the range float32 data can use: its entries, Cholesky "
+                f"factor and inverse must lie within {_FLOAT32.tiny:.3g} .. {_FLOAT32.max:.3g} in magnitude. "
+                "Pass float64 data or rescale."
+            )
     return precisions
 
 
 ###############################################################################
 # 3. Precision Cholesky factors and log-determinants
 
+_FLOAT32 = np.finfo(np.float32)
 
-def _ill_defined_message(component, float32: bool) -> str:
-    which = "some components have" if component is None else f"component {component} has"
+
+def _ill_defined_message(component, covariance_type: str, float32: bool) -> str:
+    which = (
+        "the shared (tied) empirical covariance is ill-defined"
+        if covariance_type == "tied"
+        else f"component {component} has an ill-defined empirical covariance"
+    )
     message = (
-        f"Fitting the mixture model failed because {which} an ill-defined empirical covariance "
-        "(for instance caused by singleton or collapsed samples). Try to decrease the number of "
-        "components, increase reg_covar, or scale the input data."
+        f"Fitting the mixture model failed because {which} "
+        "(not positive-definite, for instance caused by singleton or collapsed samples). Try to "
+        "increase reg_covar, decrease the number of components, or scale the input data."
     )
     if float32:
         message += " The numerical accuracy can also be improved by passing float64 data instead of float32."
     return message
 
 
+def _overflow_message(component, covariance_type: str) -> str:
+    which = "the shared (tied) covariance" if covariance_type == "tied" else f"the covariance of component {component}"
+    return (
+        f"Fitting the mixture model failed because {which} is not finite: the squared deviations of the "
+        "data overflow float64. Scale the input data."
+    )
+
+
+def _per_component(array: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Rows of entries, one row per component (one row in all for 'tied')."""
+    if covariance_type == "tied":
+        return array.reshape(1, -1)
+    return array.reshape(array.shape[0], -1)
+
+
+def _diagonals(array: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Diagonal entries of each component's matrix, one row per component."""
+    if covariance_type == "full":
+        return np.diagonal(array, axis1=1, axis2=2)
+    if covariance_type == "tied":
+        return np.diag(array)[None]
+    if covariance_type == "diag":
+        return array
+    return array[:, None]
+
+
+def first_component_outside_float32(covariances, prec_chol, covariance_type: str):
+    """Index of the first component whose parameters float32 cannot hold, or None.
+
+    float32 data keep float32 parameters, and the kernels compute in float32: a
+    covariance, precision or Cholesky factor entry beyond float32's largest
+    value would become inf there (and inf * 0 = NaN), and a diagonal entry
+    below its smallest normal value would become 0 or lose all precision.
+    For 'tied' the index is 0.
+    """
+    precisions = precisions_from_cholesky(prec_chol, covariance_type)
+    bad = np.zeros(_per_component(covariances, covariance_type).shape[0], dtype=bool)
+    for array in (covariances, prec_chol, precisions):
+        bad |= (np.abs(_per_component(array, covariance_type)) > _FLOAT32.max).any(axis=1)
+        bad |= (_diagonals(array, covariance_type) < _FLOAT32.tiny).any(axis=1)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def _first_not_positive_definite(matrices: np.ndarray) -> int:
+    """Index of the first matrix whose Cholesky factorisation fails or has a non-positive diagonal."""
+    for j, matrix in enumerate(matrices):
+        try:
+            lower = np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            return j
+        if not (np.isfinite(lower).all() and (np.diag(lower) > 0).all()):
+            return j
+    return 0
+
+
 def precision_cholesky(covariances: np.ndarray, covariance_type: str, float32: bool = False) -> np.ndarray:
     """Upper-triangular P with P P^T = inverse(covariance), per component.
 
-    Raises a ValueError naming the component when a covariance is not
-    positive-definite.
+    Raises a ValueError naming the component when a covariance is not finite
+    and positive-definite, or (``float32``) when float32 cannot hold its
+    parameters.
     """
     if covariance_type in ("diag", "spherical"):
-        bad = np.flatnonzero((covariances <= 0).reshape(covariances.shape[0], -1).any(axis=1))
+        per_component = covariances.reshape(covariances.shape[0], -1)
+        infinite = np.flatnonzero(~np.isfinite(per_component).all(axis=1))
+        if infinite.size:
+            raise ValueError(_overflow_message(int(infinite[0]), covariance_type))
+        bad = np.flatnonzero(~(per_component > 0).all(axis=1))
         if bad.size:
-            raise ValueError(_ill_defined_message(int(bad[0]), float32))
-        return 1.0 / np.sqrt(covariances)
-    matrices = covariances if covariance_type == "full" else covariances[None]
-    factors = np.empty_like(matrices)
-    identity = np.eye(matrices.shape[-1])
-    for j, matrix in enumerate(matrices):
+            raise ValueError(_ill_defined_message(int(bad[0]), covariance_type, float32))
+        factors = 1.0 / np.sqrt(covariances)
+    else:
+        matrices = covariances if covariance_type == "full" else covariances[None]
+        finite = np.isfinite(matrices).reshape(matrices.shape[0], -1).all(axis=1)
+        if not finite.all():
+            raise ValueError(_overflow_message(int(np.flatnonzero(~finite)[0]), covariance_type))
+        # One batched LAPACK call for all components: per-matrix calls through
+        # scipy.linalg cost more than the whole E-step for small problems.
         try:
-            lower = scipy.linalg.cholesky(matrix, lower=True, check_finite=False)
+            lower = np.linalg.cholesky(matrices)
         except np.linalg.LinAlgError:
-            raise ValueError(_ill_defined_message(j if covariance_type == "full" else None, float32)) from None
-        if not np.isfinite(lower).all() or not (np.diag(lower) > 0).all():
-            raise ValueError(_ill_defined_message(j if covariance_type == "full" else None, float32))
-        factors[j] = scipy.linalg.solve_triangular(lower, identity, lower=True, check_finite=False).T
-    return factors if covariance_type == "full" else factors[0]
+            lower = None
+        diagonals = None if lower is None else np.diagonal(lower, axis1=1, axis2=2)
+        if lower is None or not (np.isfinite(lower).all() and (diagonals > 0).all()):
+            raise ValueError(_ill_defined_message(_first_not_positive_definite(matrices), covariance_type, float32))
+        identity = np.broadcast_to(np.eye(matrices.shape[-1]), matrices.shape)
+        # inverse(L)^T is upper triangular; the solver's rounding may leave tiny
+        # values below the diagonal, which triu removes.
+        factors = np.triu(np.swapaxes(np.linalg.solve(lower, identity), 1, 2))
+        factors = factors if covariance_type == "full" else factors[0]
+    if float32:
+        component = first_component_outside_float32(covariances, factors, covariance_type)
+        if component is not None:
+            which = "the tied covariance" if covariance_type == "tied" else f"the covariance of component {component}"
+            raise ValueError(
+                f"Fitting the mixture model failed because {which} is outside the range float32 can hold "
+                f"(variances and precisions must lie within {_FLOAT32.tiny:.3g} .. {_FLOAT32.max:.3g}). "
+                "Pass float64 data, scale the input data, or increase reg_covar."
+            )
+    return factors
 
 
 def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
-    """Upper-triangular P with P P^T = precision (a Cholesky factor of the flipped matrix, flipped back)."""
+    """Upper-triangular P with P P^T = precision (a Cholesky factor of the flipped matrix, flipped back).
+
+    ``precisions`` must be positive-definite (as :func:`check_precisions_init` ensures).
+    """
     if covariance_type in ("diag", "spherical"):
         return np.sqrt(precisions)
     matrices = precisions if covariance_type == "full" else precisions[None]
@@ -232,6 +364,11 @@ def _kernel_model(params: GaussianParams, covariance_type: str, dtype) -> tuple:
     return (means, prec_chol, log_const)
 
 
+def _use_blas(n_features: int) -> bool:
+    """Whether the full-covariance kernels take their BLAS path (see fastem._numba)."""
+    return n_features >= BLAS_MIN_FEATURES and blas_pinning_available()
+
+
 def _symmetrise(upper: np.ndarray) -> np.ndarray:
     """Fill the strict lower triangle(s) from the upper one(s)."""
     return upper + np.triu(upper, 1).swapaxes(-1, -2)
@@ -257,7 +394,7 @@ def estep(X: np.ndarray, sample_weight, params: GaussianParams, covariance_type:
     shift = model[0].astype(np.float64)
     if covariance_type == "full":
         second = np.zeros((n_components, n_features, n_features))
-        kernels.estep_full(X, weights, model, (resp_sum, first, second, totals))
+        kernels.estep_full(X, weights, model, (resp_sum, first, second, totals), _use_blas(n_features))
         second = _symmetrise(second)
     elif covariance_type == "tied":
         within = np.zeros((n_features, n_features))
@@ -282,12 +419,12 @@ def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: st
     """log w_j + log N(x_i | mean_j, Sigma_j) for every row and component, (n_samples, n_components)."""
     model = _kernel_model(params, covariance_type, X.dtype)
     out = np.empty((X.shape[0], params.means.shape[0]))
-    {
-        "full": kernels.weighted_log_prob_full,
-        "tied": kernels.weighted_log_prob_tied,
-        "diag": kernels.weighted_log_prob_diag,
-        "spherical": kernels.weighted_log_prob_diag,
-    }[covariance_type](X, model, out)
+    if covariance_type == "full":
+        kernels.weighted_log_prob_full(X, model, out, _use_blas(X.shape[1]))
+    elif covariance_type == "tied":
+        kernels.weighted_log_prob_tied(X, model, out)
+    else:
+        kernels.weighted_log_prob_diag(X, model, out)
     return out
 
 
@@ -300,12 +437,34 @@ def mstep(stats: GaussianStats, covariance_type: str, reg_covar: float, resp_eps
 
     ``resp_eps`` (10 machine epsilons of the data dtype, as scikit-learn) is
     added to every ``resp_sum`` so a component with no responsibility keeps
-    finite parameters.
+    finite parameters: its mean stays at ``stats.shift`` (the previous mean),
+    its covariance becomes ``reg_covar`` times the identity and its weight
+    about ``resp_eps / weight_total``. This is the documented policy for empty
+    components (see :class:`GaussianMixture`). A covariance that is not
+    positive-definite, or statistics that overflowed, raise a ValueError
+    naming the component.
     """
     resp_sum = stats.resp_sum + resp_eps
-    delta = stats.first / resp_sum[:, None]  # mean - shift
-    means = stats.shift + delta
-    n_features = means.shape[1]
+    # Overflow (data near 1e300) is detected right after, with an error that
+    # names the component; numpy's warnings would only precede that error.
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = stats.first / resp_sum[:, None]  # mean - shift
+        means = stats.shift + delta
+        covariances = _covariances_from_stats(stats, resp_sum, delta, covariance_type, reg_covar)
+    not_finite = np.flatnonzero(~np.isfinite(means).all(axis=1))
+    if not_finite.size:
+        raise ValueError(
+            f"Fitting the mixture model failed because the mean of component {int(not_finite[0])} is not "
+            "finite: its weighted sums overflowed. Scale the input data or the sample weights."
+        )
+    weights = resp_sum / resp_sum.sum()
+    prec_chol = precision_cholesky(covariances, covariance_type, float32)
+    return GaussianParams(weights, means, covariances, prec_chol)
+
+
+def _covariances_from_stats(stats: GaussianStats, resp_sum, delta, covariance_type: str, reg_covar: float) -> np.ndarray:
+    """Covariances about the new means: centred second moments minus delta delta^T, plus reg_covar."""
+    n_features = delta.shape[1]
     if covariance_type == "full":
         covariances = stats.second / resp_sum[:, None, None] - delta[:, :, None] * delta[:, None, :]
         covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
@@ -317,9 +476,7 @@ def mstep(stats: GaussianStats, covariance_type: str, reg_covar: float, resp_eps
         covariances = stats.second / resp_sum[:, None] - delta**2 + reg_covar
         if covariance_type == "spherical":
             covariances = covariances.mean(axis=1)
-    weights = resp_sum / resp_sum.sum()
-    prec_chol = precision_cholesky(covariances, covariance_type, float32)
-    return GaussianParams(weights, means, covariances, prec_chol)
+    return covariances
 
 
 def _reduce_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:
@@ -367,9 +524,12 @@ def _stats_from_random_resp(X, sample_weight, n_components, covariance_type, ran
         resp *= weights[start:stop, None]
         diff = X[start:stop].astype(np.float64) - shift_row
         resp_sum += resp.sum(axis=0)
-        first += resp.T @ diff
-        for j in range(n_components):
-            second[j] += (diff * resp[:, j, None]).T @ diff
+        # Squares of data near 1e300 overflow; the M-step then reports the
+        # component with a non-finite covariance, so numpy's warning is moot.
+        with np.errstate(over="ignore", invalid="ignore"):
+            first += resp.T @ diff
+            for j in range(n_components):
+                second[j] += (diff * resp[:, j, None]).T @ diff
     shift = np.repeat(shift_row[None], n_components, axis=0)
     second = _reduce_second(second, covariance_type)
     return GaussianStats(resp_sum, first, second, shift, 0.0, float(resp_sum.sum()))
@@ -480,6 +640,34 @@ class GaussianMixture(EstimatorBase):
     n_features_in_ : int
         Number of features seen during ``fit``.
 
+    Notes
+    -----
+    **Degenerate data: empty and collapsing components.** Fitted attributes
+    never contain NaN or infinity; a fit either succeeds or raises a
+    ``ValueError`` that names the problem. The policy:
+
+    * An *empty* component (one that receives no responsibility, e.g. more
+      components than distinct points, or a mean far from all data) is kept,
+      exactly as scikit-learn keeps it: 10 machine epsilons of the data dtype
+      are added to every component's responsibility sum, so the component
+      keeps its previous mean, its covariance becomes ``reg_covar`` times the
+      identity and its weight about ``10 * eps / n_samples``. It is not
+      re-seeded: re-seeding would break the agreement with scikit-learn from
+      the same starting point and the monotone lower bound, and could not help
+      when the data have fewer distinct points than components.
+    * A *collapsing* component, whose covariance is not positive-definite even
+      after adding ``reg_covar`` (a component on a single point or a
+      lower-dimensional subspace with ``reg_covar=0``), stops the fit with a
+      ``ValueError`` that names the component (or the tied covariance) and
+      suggests increasing ``reg_covar``. So does a float32 fit whose
+      variances or precisions leave float32's range, and a fit whose
+      statistics overflow float64 (asks to scale the data). The model keeps
+      the fitted state it had before the failed ``fit``.
+
+    **Model files.** :meth:`save` writes a portable file (``.npz`` layout plus
+    JSON metadata, no pickle) and :meth:`load` reads it back, validating every
+    value. ``pickle`` works as well.
+
     Examples
     --------
     >>> import numpy as np
@@ -541,14 +729,17 @@ class GaussianMixture(EstimatorBase):
         check_int(self.verbose_interval, "verbose_interval", 1)
         resolve_n_jobs(self.n_jobs)
 
-    def _checked_init_arrays(self, n_features: int) -> tuple:
-        """Validated copies of weights_init / means_init / precisions_init (None where absent)."""
+    def _checked_init_arrays(self, n_features: int, dtype) -> tuple:
+        """Validated float64 copies of weights_init / means_init / precisions_init (None where absent).
+
+        Copies, so that fitted attributes never alias the user's arrays.
+        """
         k = self.n_components
         weights = None if self.weights_init is None else check_weights_init(self.weights_init, k)
-        means = None if self.means_init is None else check_init_array(self.means_init, "means_init", (k, n_features))
+        means = None if self.means_init is None else check_means_init(self.means_init, k, n_features, dtype)
         precisions = None
         if self.precisions_init is not None:
-            precisions = check_precisions_init(self.precisions_init, self.covariance_type, k, n_features)
+            precisions = check_precisions_init(self.precisions_init, self.covariance_type, k, n_features, dtype)
         return weights, means, precisions
 
     # -- fitting ------------------------------------------------------------
@@ -604,7 +795,7 @@ class GaussianMixture(EstimatorBase):
                 f"sample_weight has {np.count_nonzero(sample_weight)} positive entries, fewer than "
                 f"n_components = {self.n_components}."
             )
-        inits = self._checked_init_arrays(n_features)
+        inits = self._checked_init_arrays(n_features, X.dtype)
         covariance_type = self.covariance_type
         float32 = X.dtype == np.float32
         resp_eps = 10 * np.finfo(X.dtype).eps
@@ -736,6 +927,57 @@ class GaussianMixture(EstimatorBase):
             ]
         labels = np.concatenate([np.full(int(s), j, dtype=np.int64) for j, s in enumerate(counts)])
         return np.vstack(parts).astype(self.means_.dtype), labels
+
+    # -- model files ----------------------------------------------------------
+
+    def save(self, file) -> None:
+        """Save the fitted model to a portable file that loads without executing code.
+
+        The file is a zip archive in NumPy's ``.npz`` layout: one ``.npy``
+        member per array (float32/float64, never object arrays) and a
+        ``metadata.json`` member with the format version, the constructor
+        parameters and the scalar fitted attributes. ``random_state`` is saved
+        when it is None, an int or a ``RandomState`` (its current state).
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file object
+            Where to write. A path is written atomically (a temporary file in
+            the same folder, then a rename); ``.npz`` is a good extension.
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        ValueError
+            If a parameter is not a plain value that can be saved.
+        """
+        save_model(self, file)
+
+    @classmethod
+    def load(cls, file) -> "GaussianMixture":
+        """Load a model written by :meth:`save`.
+
+        Nothing in the file is executed or unpickled, and every value is
+        checked: shapes, dtypes, finiteness, weights that sum to one,
+        positive-definite covariances, the format version.
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file object
+
+        Returns
+        -------
+        model : GaussianMixture
+            A fitted model with the saved parameters and attributes.
+
+        Raises
+        ------
+        fastem.exceptions.ModelFileError
+            (a ``ValueError``) if the file is corrupted, truncated, of another
+            format or an unsupported version, or holds invalid values.
+        """
+        return load_model(file, cls)
 
     # -- model selection ------------------------------------------------------
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastem import ConvergenceWarning, GaussianMixture
-from fastem.datasets import make_blobs, make_mixture
+from fastem.datasets import make_blobs
 from tests.conftest import COVARIANCE_TYPES, DTYPES
 
 FITTED = ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]

@@ -97,3 +97,39 @@ def test_fit_matches_textbook_em(blobs, covariance_type, weighted):
     np.testing.assert_allclose(model.means_, want["means"], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(model.covariances_, want["covariances"], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(model.lower_bounds_, want["lower_bounds"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blas_path_matches_naive_and_loop_path(dtype):
+    """Many features take the BLAS-backed helpers; both paths agree with the reference."""
+    from fastem._numba import BLAS_MIN_FEATURES, numba_threads
+    from fastem.gaussian_mixture import _kernel_model
+
+    n_features = BLAS_MIN_FEATURES
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(700, n_features)).astype(dtype)  # > one block, a partial last block
+    X[:300] += 3.0
+    params = params_from_init("full", 3, n_features, seed=8)
+    params.means = params.means.astype(dtype).astype(np.float64)
+    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    prec = params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2)
+    covariances = np.linalg.inv(prec)
+    sample_weight = rng.uniform(0, 2, len(X))
+    model = _kernel_model(params, "full", X.dtype)
+    results = {}
+    with numba_threads(2):
+        for use_blas in (False, True):
+            stats = (np.zeros(3), np.zeros((3, n_features)), np.zeros((3, n_features, n_features)), np.zeros(2))
+            kernels.estep_full(X, sample_weight, model, stats, use_blas)
+            log_prob = np.empty((len(X), 3))
+            kernels.weighted_log_prob_full(X, model, log_prob, use_blas)
+            results[use_blas] = (stats, log_prob)
+    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
+    want_log_prob = reference.weighted_log_prob(X, params.weights, params.means, covariances, "full")
+    rtol = RTOL[dtype] * 10  # d = 32 sums more terms per point
+    for stats, log_prob in results.values():
+        np.testing.assert_allclose(stats[0], expected[0], rtol=rtol, atol=rtol * expected[0].max())
+        np.testing.assert_allclose(stats[1], expected[1], rtol=rtol, atol=rtol * np.abs(expected[1]).max())
+        np.testing.assert_allclose(np.triu(stats[2]), np.triu(expected[2]), rtol=rtol, atol=rtol * np.abs(expected[2]).max())
+        np.testing.assert_allclose(stats[3][0], expected[3], rtol=rtol)
+        np.testing.assert_allclose(log_prob, want_log_prob, rtol=rtol, atol=rtol * np.abs(want_log_prob).max())
