@@ -162,8 +162,10 @@ def _log_inplace(values, n, bits):
 def _load_block(X, sample_weight, start, n_rows, xt, weights):
     """Copy rows [start, start + n_rows) of X transposed into ``xt``; fill their weights."""
     n_features = X.shape[1]
-    for row in range(n_rows):
-        for feature in range(n_features):
+    # Rows innermost: each feature's column is written with unit stride, which
+    # vectorises; a loop over a handful of features per row does not.
+    for feature in range(n_features):
+        for row in range(n_rows):
             xt[feature, row] = X[start + row, feature]
     if sample_weight.shape[0] == 0:
         for row in range(n_rows):
@@ -295,9 +297,13 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, totals):
         _exp_flushed(values, n_rows, bits)
         for row in range(n_rows):
             row_sum[row] += values[row]
+    # One division per row, then multiplications (the bits scratch is free until the log).
+    reciprocal = bits.view(np.float64)
+    for row in range(n_rows):
+        reciprocal[row] = 1.0 / row_sum[row]
     for j in range(n_components):
         for row in range(n_rows):
-            log_prob[j, row] /= row_sum[row]
+            log_prob[j, row] *= reciprocal[row]
     # row_sum >= 1 (the largest term is exp(0)), so its log is safe; a row
     # whose max is -inf or NaN gives a non-finite total, caught in Python.
     _log_inplace(row_sum, n_rows, bits)
