@@ -199,10 +199,13 @@ def test_two_python_threads_fit_at_once(data):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_read_only_data_gives_identical_results(blobs, covariance_type, weighted):
     """Read-only arrays (np.load(mmap_mode='r'), a DataFrame's values under pandas
-    copy-on-write) are the same data: the fit must be bit-identical.
+    copy-on-write) are the same data and give the same fit.
 
-    Numba compiles a separate specialisation for read-only arrays, so this
-    checks that the kernels' rounding does not depend on the specialisation.
+    Numba compiles a separate specialisation for read-only arrays. Like a
+    freshly compiled kernel against a cached one (see
+    test_results_across_numba_cache_states), its vectorised fastmath
+    reductions may round differently in the last bit, so agreement is checked
+    to 1e-13 rather than bit for bit.
     """
     sample_weight = np.random.default_rng(0).uniform(0.5, 2.0, len(blobs)) if weighted else None
     read_only = blobs.copy()
@@ -211,7 +214,7 @@ def test_read_only_data_gives_identical_results(blobs, covariance_type, weighted
     writeable_fit = fit_summary(GaussianMixture(**kwargs), blobs, sample_weight)
     read_only_fit = fit_summary(GaussianMixture(**kwargs), read_only, sample_weight)
     for field, values in writeable_fit.items():
-        assert read_only_fit[field] == values, field
+        np.testing.assert_allclose(read_only_fit[field], values, rtol=1e-13, atol=1e-13, err_msg=field)
 
 
 # ---------------------------------------------------------------------------
