@@ -1114,9 +1114,25 @@ def main(argv=None) -> int:
     text = render(report)
     print(text, end="")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as output:
-            output.write(text)
+        write_report(args.output, text)
     return 0
+
+
+# Everything from this line on in an existing report is hand-written (what was
+# tried and what it bought) and survives regeneration.
+HAND_WRITTEN_MARKER = "<!-- hand-written below: kept when the report is regenerated -->"
+
+
+def write_report(path: str, text: str) -> None:
+    """Write ``text`` to ``path``, keeping the hand-written tail of an existing report."""
+    tail = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as existing:
+            previous = existing.read()
+        if HAND_WRITTEN_MARKER in previous:
+            tail = "\n" + previous[previous.index(HAND_WRITTEN_MARKER):]
+    with open(path, "w", encoding="utf-8") as output:
+        output.write(text + tail)
 
 
 if __name__ == "__main__":

@@ -115,3 +115,15 @@ def test_importing_fastem_imports_none_of_the_bench_extras():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_regenerating_a_report_keeps_its_hand_written_tail(tmp_path):
+    from fastem.bench import HAND_WRITTEN_MARKER, write_report
+
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("old table\n" + HAND_WRITTEN_MARKER + "\nwhat was tried\n")
+    write_report(str(path), "new table\n")
+    assert path.read_text() == "new table\n\n" + HAND_WRITTEN_MARKER + "\nwhat was tried\n"
+    fresh = tmp_path / "fresh.md"
+    write_report(str(fresh), "only the table\n")
+    assert fresh.read_text() == "only the table\n"
