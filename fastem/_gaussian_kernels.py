@@ -167,6 +167,12 @@ def _load_block(X, sample_weight, start, n_rows, xt, weights):
     for feature in range(n_features):
         for row in range(n_rows):
             xt[feature, row] = X[start + row, feature]
+    _load_weights(sample_weight, start, n_rows, weights)
+
+
+@helper
+def _load_weights(sample_weight, start, n_rows, weights):
+    """Weights of rows [start, start + n_rows); an empty ``sample_weight`` means unit weights."""
     if sample_weight.shape[0] == 0:
         for row in range(n_rows):
             weights[row] = 1.0
@@ -565,8 +571,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                 n_rows = min(BLOCK_ROWS, chunk_stop - start)
                 if use_blas:
-                    for row in range(n_rows):
-                        weights[row] = 1.0 if sample_weight.shape[0] == 0 else sample_weight[start + row]
+                    _load_weights(sample_weight, start, n_rows, weights)
                     _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
                     _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
                     _accumulate_full_rows(

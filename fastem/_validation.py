@@ -19,9 +19,6 @@ import numbers
 import numpy as np
 import scipy.sparse
 
-SUPPORTED_DTYPES = (np.float64, np.float32)
-
-
 def _as_float_array(value, name: str) -> np.ndarray:
     """Convert array-like ``value`` to a native-endian float32/float64 ndarray, or raise naming ``name``."""
     if scipy.sparse.issparse(value):
