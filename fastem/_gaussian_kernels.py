@@ -35,13 +35,16 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from fastem._numba import BLOCK_ROWS, CHUNK_ROWS, helper, kernel
+from fastem._numba import BLOCK_ROWS, CHUNK_ROWS, helper, kernel, trailing_zeros
 
 # Partial statistics of one wave of chunks are kept in memory at once. Bounding
 # their size keeps memory flat for large n_components * n_features**2; the
 # bound depends only on the problem shape, never on the thread count.
 _PARTIALS_BUDGET_FLOATS = (32 * 2**20) // 8
 _MIN_CHUNKS_PER_WAVE = 64
+# Per-task buffers of sparse (row, component) pairs waiting to be accumulated
+# (see _accumulate_full_block): about 256 KiB, which stays in L2.
+_PAIR_BUFFER_FLOATS = (256 * 2**10) // 8
 
 
 @helper
@@ -183,9 +186,17 @@ def _load_weights(sample_weight, start, n_rows, weights):
 
 @helper
 def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob):
-    """log_prob[j, row] = log w_j + log N(x_row | mean_j, prec_chol_j) for one block."""
+    """log_prob[j, row] = log w_j + log N(x_row | mean_j, prec_chol_j) for one block.
+
+    ``diff`` needs ``n_features + 3`` rows (see below).
+    """
     n_features = xt.shape[0]
     n_components = means.shape[0]
+    # Rows n_features .. n_features + 2 of diff are zero padding, so that every
+    # column of the projection is a sum over whole groups of 4 features.
+    for feature in range(n_features, n_features + 3):
+        for row in range(n_rows):
+            diff[feature, row] = 0.0
     for j in range(n_components):
         for feature in range(n_features):
             mean = means[j, feature]
@@ -193,16 +204,38 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
                 diff[feature, row] = xt[feature, row] - mean
         for row in range(n_rows):
             maha[row] = 0.0
-        # proj = diff^T P_j, one output column at a time; P_j is upper triangular.
+        # proj = diff^T P_j, one output column at a time. P_j is upper
+        # triangular: column `col` needs features 0..col. They are taken four
+        # at a time (the factors past `col` are P's zeros, or the padding), so
+        # each pass over the rows does four multiply-adds per load and store
+        # of proj instead of one; the last group adds proj**2 to maha directly.
         for col in range(n_features):
-            for row in range(n_rows):
-                proj[row] = 0.0
-            for feature in range(col + 1):
-                factor = prec_chol[j, feature, col]
-                for row in range(n_rows):
-                    proj[row] += diff[feature, row] * factor
-            for row in range(n_rows):
-                maha[row] += proj[row] * proj[row]
+            last = (col // 4) * 4
+            for group in range(0, last + 1, 4):
+                # Past the last feature any finite factor will do: it
+                # multiplies a zero padding row.
+                f0 = prec_chol[j, group, col]
+                f1 = prec_chol[j, min(group + 1, n_features - 1), col]
+                f2 = prec_chol[j, min(group + 2, n_features - 1), col]
+                f3 = prec_chol[j, min(group + 3, n_features - 1), col]
+                d0 = diff[group]
+                d1 = diff[group + 1]
+                d2 = diff[group + 2]
+                d3 = diff[group + 3]
+                if group == 0 and group == last:
+                    for row in range(n_rows):
+                        t = d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                        maha[row] += t * t
+                elif group == 0:
+                    for row in range(n_rows):
+                        proj[row] = d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                elif group < last:
+                    for row in range(n_rows):
+                        proj[row] += d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                else:
+                    for row in range(n_rows):
+                        t = proj[row] + d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                        maha[row] += t * t
         const = log_const[j]
         for row in range(n_rows):
             log_prob[j, row] = const - 0.5 * maha[row]
@@ -330,72 +363,134 @@ def _select_rows(resp_j, n_rows, n_features, index):
 
     Returns 0 when every responsibility is zero (nothing to add), ``n_rows``
     for a dense pass over the block, or ``count < n_rows`` after writing the
-    rows with a non-zero responsibility into ``index``. Compaction costs a
-    scan and indirect loads, so it is used only when it skips enough work:
-    at most half the rows remain, or a third for small ``n_features`` where
-    the dense arithmetic per row is cheap.
+    rows with a non-zero responsibility into ``index``. Compaction costs
+    indirect loads later, so it is used only when it skips enough work: at
+    most half the rows remain, or a third for small ``n_features`` where the
+    dense arithmetic per row is cheap.
     """
+    # Which rows a component owns is data-dependent: a branch per row would be
+    # mispredicted for a large share of them (that once cost more than all the
+    # arithmetic of the accumulation). Instead a vectorised loop packs 64 rows
+    # into a bit mask, and the loop over its set bits runs once per kept row.
     count = 0
     for row in range(n_rows):  # vectorises: a count, no stores
         count += resp_j[row] != 0.0
     if count == 0:
         return 0
-    limit = n_rows // 2 if n_features >= 4 else n_rows // 3
+    limit = n_rows // 2 if n_features >= 4 else n_rows // 4
     if count > limit:
         return n_rows
     count = 0
-    for row in range(n_rows):
-        if resp_j[row] != 0.0:
-            index[count] = row
+    for base in range(0, n_rows, 64):
+        stop = min(base + 64, n_rows)
+        mask = np.uint64(0)
+        for row in range(base, stop):
+            mask |= np.uint64(resp_j[row] != 0.0) << np.uint64(row - base)
+        while mask != 0:
+            index[count] = base + np.intp(trailing_zeros(mask))
             count += 1
+            mask &= mask - np.uint64(1)
     return count
 
 
 @helper
-def _accumulate_full_block(xt, n_rows, weights, shift, resp, index, weighted_resp, diff, weighted_diff, resp_sum, first, second):
+def pair_buffer_rows(n_components, n_features):
+    """Capacity of each component's buffer of (row, component) pairs; see ``_accumulate_full_block``.
+
+    At least half a block (a sparse selection never exceeds that), at most
+    four blocks, and about ``_PAIR_BUFFER_FLOATS`` floats over all components.
+    """
+    rows = _PAIR_BUFFER_FLOATS // max(n_components * (n_features + 1), 1)
+    return max(BLOCK_ROWS // 2, min(rows, 4 * BLOCK_ROWS))
+
+
+@helper
+def _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_row, resp_sum, first, second):
+    """Add component j's buffered pairs to N_j, S1_j, S2_j (upper triangle) and empty its buffer."""
+    count = pair_count[j]
+    if count == 0:
+        return
+    n_features = pair_diff.shape[1]
+    weight = pair_weight[j]
+    diff = pair_diff[j]
+    n_j = 0.0
+    for t in range(count):
+        n_j += weight[t]
+    resp_sum[j] += n_j
+    for a in range(n_features):
+        s = 0.0
+        for t in range(count):
+            weighted_row[t] = weight[t] * diff[a, t]
+            s += weighted_row[t]
+        first[j, a] += s
+        for b in range(a, n_features):
+            s = 0.0
+            for t in range(count):
+                s += weighted_row[t] * diff[b, t]
+            second[j, a, b] += s
+    pair_count[j] = 0
+
+
+@helper
+def _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_row, resp_sum, first, second):
+    for j in range(pair_count.shape[0]):
+        _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_row, resp_sum, first, second)
+
+
+@helper
+def _accumulate_full_block(
+    xt, n_rows, weights, shift, resp, index, weighted_resp, diff, weighted_diff,
+    pair_diff, pair_weight, pair_count, resp_sum, first, second,
+):
     """Add this block's N_j, S1_j, S2_j (centred at shift_j); S2 upper triangle only.
 
     Only rows with a non-zero responsibility are visited: with separated
     components most rows belong to one or two of them, which turns the
-    O(k d^2) accumulation per row into O(d^2).
+    O(k d^2) accumulation per row into O(d^2). A component that owns most of
+    the block is added directly. Otherwise its few rows (about n_rows / k)
+    would make loops too short to vectorise, so their centred values and
+    weights are appended to the component's pair buffer, which
+    ``_flush_pairs`` adds in long loops when it fills and at the end of the
+    chunk. The caller must flush every buffer after the chunk's last block.
     """
     n_features = xt.shape[0]
     n_components = shift.shape[0]
+    capacity = pair_weight.shape[1]
     for j in range(n_components):
         count = _select_rows(resp[j], n_rows, n_features, index)
         if count == 0:
             continue
-        n_j = 0.0
-        if count == n_rows:
-            for t in range(count):
-                weighted_resp[t] = weights[t] * resp[j, t]
-                n_j += weighted_resp[t]
-        else:
+        if count < n_rows:
+            if pair_count[j] + count > capacity:
+                _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_resp, resp_sum, first, second)
+            fill = pair_count[j]
+            # Rows outer: a loop over `count` (about n_rows / k) rows per
+            # feature would be too short to pay for its own overhead.
             for t in range(count):
                 row = index[t]
-                weighted_resp[t] = weights[row] * resp[j, row]
-                n_j += weighted_resp[t]
+                pair_weight[j, fill + t] = weights[row] * resp[j, row]
+                for feature in range(n_features):
+                    pair_diff[j, feature, fill + t] = xt[feature, row] - shift[j, feature]
+            pair_count[j] = fill + count
+            continue
+        n_j = 0.0
+        for t in range(n_rows):
+            weighted_resp[t] = weights[t] * resp[j, t]
+            n_j += weighted_resp[t]
         resp_sum[j] += n_j
         for feature in range(n_features):
             c = shift[j, feature]
             s = 0.0
-            if count == n_rows:  # dense block: contiguous loads
-                for t in range(count):
-                    dv = xt[feature, t] - c
-                    diff[feature, t] = dv
-                    weighted_diff[feature, t] = weighted_resp[t] * dv
-                    s += weighted_diff[feature, t]
-            else:
-                for t in range(count):
-                    dv = xt[feature, index[t]] - c
-                    diff[feature, t] = dv
-                    weighted_diff[feature, t] = weighted_resp[t] * dv
-                    s += weighted_diff[feature, t]
+            for t in range(n_rows):
+                dv = xt[feature, t] - c
+                diff[feature, t] = dv
+                weighted_diff[feature, t] = weighted_resp[t] * dv
+                s += weighted_diff[feature, t]
             first[j, feature] += s
         for a in range(n_features):
             for b in range(a, n_features):
                 s = 0.0
-                for t in range(count):
+                for t in range(n_rows):
                     s += weighted_diff[a, t] * diff[b, t]
                 second[j, a, b] += s
 
@@ -540,6 +635,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
     n_components = means.shape[0]
     n_chunks = n_chunks_for(n_samples)
     wave = _chunks_per_wave(n_chunks, n_components * (1 + n_features + n_features * n_features) + 2)
+    capacity = pair_buffer_rows(n_components, n_features)
     for wave_start in range(0, n_chunks, wave):
         n_wave = min(wave, n_chunks - wave_start)
         part_resp = np.zeros((n_wave, n_components))
@@ -548,7 +644,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
         part_totals = np.zeros((n_wave, 2))
         for c in prange(n_wave):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
-            diff = np.empty((n_features, BLOCK_ROWS), X.dtype)
+            diff = np.empty((n_features + 3, BLOCK_ROWS), X.dtype)
             proj = np.empty(BLOCK_ROWS, X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
@@ -559,7 +655,11 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             row_sum = np.empty(BLOCK_ROWS)
             bits = np.empty(BLOCK_ROWS, np.int64)
             index = np.empty(BLOCK_ROWS, np.intp)
-            weighted_resp = np.empty(BLOCK_ROWS)
+            weighted_resp = np.empty(max(BLOCK_ROWS, capacity))
+            loop_components = 0 if use_blas else n_components
+            pair_diff = np.empty((loop_components, n_features, capacity))
+            pair_weight = np.empty((loop_components, capacity))
+            pair_count = np.zeros(loop_components, np.intp)
             blas_rows = BLOCK_ROWS if use_blas else 0
             diff_rows = np.zeros((blas_rows, n_features), X.dtype)
             proj_rows = np.empty((blas_rows, n_features), X.dtype)
@@ -584,8 +684,9 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                 _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
                 _accumulate_full_block(
                     xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
-                    part_resp[c], part_first[c], part_second[c],
+                    pair_diff, pair_weight, pair_count, part_resp[c], part_first[c], part_second[c],
                 )
+            _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_resp, part_resp[c], part_first[c], part_second[c])
         for c in range(n_wave):  # ordered reduction: thread-count independent
             _add_into(resp_sum, part_resp[c])
             _add_into(first, part_first[c])
@@ -708,7 +809,7 @@ def weighted_log_prob_full(X, model, out, use_blas):
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
         xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
-        diff = np.empty((n_features, BLOCK_ROWS), X.dtype)
+        diff = np.empty((n_features + 3, BLOCK_ROWS), X.dtype)
         blas_rows = BLOCK_ROWS if use_blas else 0
         diff_rows = np.empty((blas_rows, n_features), X.dtype)
         proj_rows = np.empty((blas_rows, n_features), X.dtype)

@@ -13,6 +13,9 @@ import operator
 import threading
 
 import numba
+from llvmlite import ir
+from numba.core import types
+from numba.core.extending import intrinsic
 
 # Fast-math flags: allow reassociation (vectorised reductions), contraction
 # (FMA), reciprocal approximation and ignoring the sign of zero. Deliberately
@@ -134,3 +137,45 @@ def numba_threads(n_threads: int):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------
+# Bit-level intrinsics for the kernels. Numba exposes no scalar bit casts or
+# bit scans; these lower to single LLVM instructions (bitcast, cttz) that the
+# loop vectoriser handles like any other arithmetic.
+
+
+@intrinsic
+def float_from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 representation is the int64 ``bits``."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def bits_from_float(typingctx, value):
+    """The int64 holding the IEEE-754 representation of the float64 ``value``."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def trailing_zeros(typingctx, word):
+    """Index of the lowest set bit of a non-zero uint64."""
+    if word != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.uint64(types.uint64), codegen

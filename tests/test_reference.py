@@ -133,3 +133,36 @@ def test_blas_path_matches_naive_and_loop_path(dtype):
         np.testing.assert_allclose(np.triu(stats[2]), np.triu(expected[2]), rtol=rtol, atol=rtol * np.abs(expected[2]).max())
         np.testing.assert_allclose(stats[3][0], expected[3], rtol=rtol)
         np.testing.assert_allclose(log_prob, want_log_prob, rtol=rtol, atol=rtol * np.abs(want_log_prob).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_features, n_components", [(2, 8), (5, 3)])
+def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components):
+    """Separated blobs: each component owns a small share of every block.
+
+    Such components go through the pair buffers of the full-covariance kernel
+    (flushed at the end of each chunk, and mid-chunk when full: with (5, 3)
+    one component gathers more pairs per chunk than a buffer holds), and the
+    accumulation skips the rows it does not own. The statistics must still
+    match the textbook computation.
+    """
+    from fastem._numba import CHUNK_ROWS
+    from fastem.datasets import make_blobs
+
+    X, _ = make_blobs(2 * CHUNK_ROWS + 300, n_features, n_components, separation=12.0, random_state=4)
+    X = np.random.default_rng(0).permutation(X).astype(dtype)  # rows of all components in every block
+    sample_weight = np.random.default_rng(1).uniform(0, 2, len(X))
+    model = GaussianMixture(n_components, covariance_type="full", random_state=0).fit(X)
+    params = GaussianParams(model.weights_, model.means_.astype(np.float64), model.covariances_, model.precisions_cholesky_)
+    params.means = params.means.astype(dtype).astype(np.float64)
+    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    covariances = np.linalg.inv(params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2))
+    resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
+    owned = (resp > 1e-12).sum(axis=0) / len(X)
+    assert owned.max() < 0.5  # no component is dense in a block: the sparse paths run
+    stats = estep(X, sample_weight, params, "full")
+    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
+    rtol = RTOL[dtype]
+    for got, want in zip((stats.resp_sum, stats.first, stats.second), expected[:3]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    np.testing.assert_allclose(stats.log_likelihood, expected[3], rtol=rtol)
