@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from fastem._numba import BLOCK_ROWS, CHUNK_ROWS, helper, kernel, trailing_zeros
+from fastem._numba import BLOCK_ROWS, CHUNK_ROWS, bits_from_float, float_from_bits, helper, kernel, trailing_zeros
 
 # Partial statistics of one wave of chunks are kept in memory at once. Bounding
 # their size keeps memory flat for large n_components * n_features**2; the
@@ -77,15 +77,15 @@ def _chunks_per_wave(n_chunks, floats_per_chunk):
 #
 # Numba lowers np.exp/np.log inside loops to scalar libm calls, which would
 # cost more than all the arithmetic around them. These versions use only
-# arithmetic, comparisons and integer bit manipulation that LLVM vectorises:
-# Cody-Waite range reduction and a polynomial, with the power of two built
-# directly in the exponent bits. Both are accurate to a few ulp on the ranges
-# used here (arguments <= 0 for exp, values in [1, n_components] for log).
+# arithmetic, comparisons and bit casts that LLVM vectorises when they are
+# inlined into a loop over rows: Cody-Waite range reduction and a polynomial,
+# with the power of two built directly in the exponent bits. Both are
+# accurate to a few ulp on the ranges used here (arguments <= 0 for exp,
+# values in [1, n_components] for log).
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: HI has 32 significant
 _LN2_LO = 1.90821492927058770002e-10  # bits, so n * HI is exact for |n| < 2**21
-_EXP_MIN = -708.0  # exp(-708) ~ 3e-308: stays a normal number
 _MANTISSA_MASK = (1 << 52) - 1
 _SQRT2 = 1.4142135623730951
 
@@ -97,64 +97,53 @@ RESP_LOG_FLOOR = -36.04365338911715
 
 
 @helper
-def _exp_flushed(values, n, bits):
-    """values[:n] = exp(values[:n]) for values <= 0, with exp(x) = 0 for x < RESP_LOG_FLOOR."""
-    for i in range(n):
-        x = max(values[i], _EXP_MIN)
-        k = np.floor(x * _LOG2E + 0.5)
-        r = (x - k * _LN2_HI) - k * _LN2_LO
-        # Taylor series to r**13: |r| <= ln2 / 2 leaves a truncation error below 1e-17.
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        bits[i] = (np.int64(k) + 1023) << 52
-        values[i] = p if values[i] >= RESP_LOG_FLOOR else 0.0
-    scale = bits.view(np.float64)
-    for i in range(n):
-        values[i] *= scale[i]
+def _exp_flushed(x):
+    """exp(x) for x <= 0, and exactly 0 for x < RESP_LOG_FLOOR (or NaN)."""
+    y = max(x, RESP_LOG_FLOOR - 1.0)  # keeps the exponent below in range
+    k = np.floor(y * _LOG2E + 0.5)
+    r = (y - k * _LN2_HI) - k * _LN2_LO
+    # Taylor series to r**13: |r| <= ln2 / 2 leaves a truncation error below 1e-17.
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    scale = float_from_bits((np.int64(k) + 1023) << 52)  # 2**k, built in the exponent bits
+    return p * scale if x >= RESP_LOG_FLOOR else 0.0
 
 
 @helper
-def _log_inplace(values, n, bits):
-    """values[:n] = log(values[:n]) for positive, finite, normal values."""
-    as_bits = values.view(np.int64)
-    for i in range(n):
-        word = as_bits[i]
-        exponent = (word >> 52) - 1023
-        bits[i] = (word & _MANTISSA_MASK) | (np.int64(1023) << 52)  # mantissa in [1, 2)
-        values[i] = np.float64(exponent)
-    mantissa = bits.view(np.float64)
-    for i in range(n):
-        m = mantissa[i]
-        e = values[i]
-        if m > _SQRT2:  # centre the mantissa on 1: [sqrt(1/2), sqrt(2))
-            m *= 0.5
-            e += 1.0
-        u = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(u), |u| <= 0.1716
-        u2 = u * u
-        series = 1.0 / 21.0
-        series = series * u2 + 1.0 / 19.0
-        series = series * u2 + 1.0 / 17.0
-        series = series * u2 + 1.0 / 15.0
-        series = series * u2 + 1.0 / 13.0
-        series = series * u2 + 1.0 / 11.0
-        series = series * u2 + 1.0 / 9.0
-        series = series * u2 + 1.0 / 7.0
-        series = series * u2 + 1.0 / 5.0
-        series = series * u2 + 1.0 / 3.0
-        series = series * u2 + 1.0
-        values[i] = e * _LN2_HI + (e * _LN2_LO + 2.0 * u * series)
+def _log_positive(value):
+    """log(value) for a positive, finite, normal float64."""
+    word = bits_from_float(value)
+    e = np.float64((word >> 52) - 1023)
+    m = float_from_bits((word & _MANTISSA_MASK) | (np.int64(1023) << 52))  # mantissa in [1, 2)
+    if m > _SQRT2:  # centre the mantissa on 1: [sqrt(1/2), sqrt(2))
+        m *= 0.5
+        e += 1.0
+    u = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(u), |u| <= 0.1716
+    u2 = u * u
+    series = 1.0 / 21.0
+    series = series * u2 + 1.0 / 19.0
+    series = series * u2 + 1.0 / 17.0
+    series = series * u2 + 1.0 / 15.0
+    series = series * u2 + 1.0 / 13.0
+    series = series * u2 + 1.0 / 11.0
+    series = series * u2 + 1.0 / 9.0
+    series = series * u2 + 1.0 / 7.0
+    series = series * u2 + 1.0 / 5.0
+    series = series * u2 + 1.0 / 3.0
+    series = series * u2 + 1.0
+    return e * _LN2_HI + (e * _LN2_LO + 2.0 * u * series)
 
 
 # ---------------------------------------------------------------------------
@@ -313,7 +302,7 @@ def _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob
 
 
 @helper
-def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, totals):
+def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
     """Turn log-probabilities into responsibilities in place (log-sum-exp).
 
     Responsibilities below 2**-52 of their row become exactly 0 (see
@@ -327,32 +316,45 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, totals):
     for j in range(1, n_components):
         for row in range(n_rows):
             row_max[row] = max(row_max[row], log_prob[j, row])
-    for row in range(n_rows):
-        row_sum[row] = 0.0
-    for j in range(n_components):
-        values = log_prob[j]
-        for row in range(n_rows):
-            values[row] -= row_max[row]
-        _exp_flushed(values, n_rows, bits)
-        for row in range(n_rows):
-            row_sum[row] += values[row]
-    # One division per row, then multiplications (the bits scratch is free until the log).
-    reciprocal = bits.view(np.float64)
-    for row in range(n_rows):
-        reciprocal[row] = 1.0 / row_sum[row]
+    # Hard block: every row has exactly one component within RESP_LOG_FLOOR of
+    # its maximum (the maximum itself), which is the common case once
+    # separated clusters are found. The general path below would give exactly
+    # 1 for that component, exactly 0 for the others and log 1 = 0, so the
+    # same numbers are written without any exp, log or division. NaN and -inf
+    # rows fail the count and take the general path.
+    n_close = 0
     for j in range(n_components):
         for row in range(n_rows):
-            log_prob[j, row] *= reciprocal[row]
-    # row_sum >= 1 (the largest term is exp(0)), so its log is safe; a row
-    # whose max is -inf or NaN gives a non-finite total, caught in Python.
-    _log_inplace(row_sum, n_rows, bits)
+            n_close += (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR
     log_likelihood = 0.0
     weight_total = 0.0
-    for row in range(n_rows):
-        w = weights[row]
-        if w != 0.0:
-            log_likelihood += w * (row_max[row] + row_sum[row])
+    if n_close == n_rows:
+        for j in range(n_components):
+            for row in range(n_rows):
+                log_prob[j, row] = 1.0 if (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR else 0.0
+        for row in range(n_rows):
+            w = weights[row]
+            log_likelihood += w * row_max[row] if w != 0.0 else 0.0
             weight_total += w
+    else:
+        for row in range(n_rows):
+            row_sum[row] = 0.0
+        for j in range(n_components):
+            for row in range(n_rows):
+                value = _exp_flushed(log_prob[j, row] - row_max[row])
+                log_prob[j, row] = value
+                row_sum[row] += value
+        for row in range(n_rows):
+            total = row_sum[row]
+            row_sum[row] = 1.0 / total  # one division per row, then multiplications
+            # total >= 1 (the largest term is exp(0)), so its log is safe; a row
+            # whose max is -inf or NaN gives a non-finite total, caught in Python.
+            w = weights[row]
+            log_likelihood += w * (row_max[row] + _log_positive(total)) if w != 0.0 else 0.0
+            weight_total += w
+        for j in range(n_components):
+            for row in range(n_rows):
+                log_prob[j, row] *= row_sum[row]
     totals[0] += log_likelihood
     totals[1] += weight_total
 
@@ -653,7 +655,6 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
-            bits = np.empty(BLOCK_ROWS, np.int64)
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(max(BLOCK_ROWS, capacity))
             loop_components = 0 if use_blas else n_components
@@ -673,7 +674,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                 if use_blas:
                     _load_weights(sample_weight, start, n_rows, weights)
                     _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
-                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
                     _accumulate_full_rows(
                         X, start, n_rows, weights, means, log_prob, index, diff_rows64, weighted_rows64, outer,
                         part_resp[c], part_first[c], part_second[c],
@@ -681,7 +682,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                     continue
                 _load_block(X, sample_weight, start, n_rows, xt, weights)
                 _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
+                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
                 _accumulate_full_block(
                     xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
                     pair_diff, pair_weight, pair_count, part_resp[c], part_first[c], part_second[c],
@@ -728,7 +729,6 @@ def estep_tied(X, sample_weight, model, stats):
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
-            bits = np.empty(BLOCK_ROWS, np.int64)
             chunk_start = (wave_start + c) * CHUNK_ROWS
             chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
             for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
@@ -737,7 +737,7 @@ def estep_tied(X, sample_weight, model, stats):
                 _log_prob_tied_block(
                     xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
                 )
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
+                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
                 _accumulate_tied_block(
                     xt, n_rows, weights, means, centre, log_prob, deviation, weighted_dev,
                     part_resp[c], part_first[c], part_within[c], part_spread[c],
@@ -776,7 +776,6 @@ def estep_diag(X, sample_weight, model, stats):
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
-            bits = np.empty(BLOCK_ROWS, np.int64)
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(BLOCK_ROWS)
             chunk_start = (wave_start + c) * CHUNK_ROWS
@@ -785,7 +784,7 @@ def estep_diag(X, sample_weight, model, stats):
                 n_rows = min(BLOCK_ROWS, chunk_stop - start)
                 _load_block(X, sample_weight, start, n_rows, xt, weights)
                 _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, bits, part_totals[c])
+                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
                 _accumulate_diag_block(
                     xt, n_rows, weights, means, log_prob, index, weighted_resp, part_resp[c], part_first[c], part_second[c]
                 )

@@ -160,6 +160,11 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
     resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
     owned = (resp > 1e-12).sum(axis=0) / len(X)
     assert owned.max() < 0.5  # no component is dense in a block: the sparse paths run
+    # (5, 3): every row has one component within RESP_LOG_FLOOR of its maximum,
+    # so the normaliser takes its hard-block path; (2, 8): rows with several.
+    log_prob = reference.weighted_log_prob(X.astype(np.float64), params.weights, params.means, covariances, "full")
+    close = ((log_prob - log_prob.max(axis=1, keepdims=True)) >= kernels.RESP_LOG_FLOOR).sum(axis=1)
+    assert (close.max() == 1) == (n_components == 3)
     stats = estep(X, sample_weight, params, "full")
     expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
     rtol = RTOL[dtype]

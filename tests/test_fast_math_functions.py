@@ -1,0 +1,57 @@
+"""The kernels' own exp and log agree with NumPy's to a few units in the last place."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fastem import _gaussian_kernels as kernels
+
+
+@numba.njit
+def _apply_exp(values):
+    out = np.empty_like(values)
+    for i in range(values.shape[0]):
+        out[i] = kernels._exp_flushed(values[i])
+    return out
+
+
+@numba.njit
+def _apply_log(values):
+    out = np.empty_like(values)
+    for i in range(values.shape[0]):
+        out[i] = kernels._log_positive(values[i])
+    return out
+
+
+def test_exp_matches_numpy_down_to_the_flush_threshold():
+    floor = kernels.RESP_LOG_FLOOR
+    x = np.concatenate([
+        -np.random.default_rng(0).uniform(0, -floor, 200_000),
+        np.linspace(floor, 0.0, 10_001),
+        [0.0, -0.0, floor, np.nextafter(floor, 0.0)],
+    ])
+    got = _apply_exp(x)
+    want = np.exp(x)
+    assert np.max(np.abs(got - want) / want) < 4e-15
+    assert got[x == 0.0].tolist() == [1.0] * int(np.sum(x == 0.0))  # exp(0) is exactly 1 (hard rows rely on it)
+
+
+def test_exp_flushes_negligible_values_to_exact_zero():
+    floor = kernels.RESP_LOG_FLOOR
+    x = np.array([np.nextafter(floor, -np.inf), -40.0, -700.0, -1e300, -np.inf, np.nan])
+    assert _apply_exp(x).tolist() == [0.0] * len(x)
+
+
+def test_log_matches_numpy_on_row_sums():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([
+        rng.uniform(1.0, 2.0, 100_000),
+        rng.uniform(1.0, 4096.0, 100_000),
+        [1.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 2.0), 2.0, 1e-300, 1e300],
+    ])
+    got = _apply_log(values)
+    want = np.log(values)
+    assert got[200_000] == 0.0  # log(1) is exactly 0 (hard rows rely on it)
+    error = np.abs(got - want) / np.maximum(np.abs(want), 1.0)
+    assert error.max() < 2e-15
