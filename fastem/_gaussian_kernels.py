@@ -177,15 +177,14 @@ def _load_weights(sample_weight, start, n_rows, weights):
 def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob):
     """log_prob[j, row] = log w_j + log N(x_row | mean_j, prec_chol_j) for one block.
 
-    ``diff`` needs ``n_features + 3`` rows (see below).
+    ``diff`` needs ``n_features + 1`` rows (see below).
     """
     n_features = xt.shape[0]
     n_components = means.shape[0]
-    # Rows n_features .. n_features + 2 of diff are zero padding, so that every
-    # column of the projection is a sum over whole groups of 4 features.
-    for feature in range(n_features, n_features + 3):
-        for row in range(n_rows):
-            diff[feature, row] = 0.0
+    # Row n_features of diff is zero padding, so that every column of the
+    # projection is a sum over whole pairs of features.
+    for row in range(n_rows):
+        diff[n_features, row] = 0.0
     for j in range(n_components):
         for feature in range(n_features):
             mean = means[j, feature]
@@ -194,36 +193,32 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
         for row in range(n_rows):
             maha[row] = 0.0
         # proj = diff^T P_j, one output column at a time. P_j is upper
-        # triangular: column `col` needs features 0..col. They are taken four
-        # at a time (the factors past `col` are P's zeros, or the padding), so
-        # each pass over the rows does four multiply-adds per load and store
-        # of proj instead of one; the last group adds proj**2 to maha directly.
+        # triangular: column `col` needs features 0..col. They are taken two
+        # at a time (a factor past `col` is one of P's zeros, or multiplies the
+        # padding row), so each pass over the rows does two multiply-adds per
+        # load and store of proj instead of one, and the last pair adds
+        # proj**2 to maha directly. Pairs measured faster than groups of four,
+        # whose padding wastes more multiply-adds on a triangle (BENCHMARKS.md).
         for col in range(n_features):
-            last = (col // 4) * 4
-            for group in range(0, last + 1, 4):
-                # Past the last feature any finite factor will do: it
-                # multiplies a zero padding row.
+            last = (col // 2) * 2
+            for group in range(0, last + 1, 2):
                 f0 = prec_chol[j, group, col]
                 f1 = prec_chol[j, min(group + 1, n_features - 1), col]
-                f2 = prec_chol[j, min(group + 2, n_features - 1), col]
-                f3 = prec_chol[j, min(group + 3, n_features - 1), col]
                 d0 = diff[group]
                 d1 = diff[group + 1]
-                d2 = diff[group + 2]
-                d3 = diff[group + 3]
                 if group == 0 and group == last:
                     for row in range(n_rows):
-                        t = d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                        t = d0[row] * f0 + d1[row] * f1
                         maha[row] += t * t
                 elif group == 0:
                     for row in range(n_rows):
-                        proj[row] = d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                        proj[row] = d0[row] * f0 + d1[row] * f1
                 elif group < last:
                     for row in range(n_rows):
-                        proj[row] += d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                        proj[row] += d0[row] * f0 + d1[row] * f1
                 else:
                     for row in range(n_rows):
-                        t = proj[row] + d0[row] * f0 + d1[row] * f1 + d2[row] * f2 + d3[row] * f3
+                        t = proj[row] + d0[row] * f0 + d1[row] * f1
                         maha[row] += t * t
         const = log_const[j]
         for row in range(n_rows):
@@ -646,7 +641,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
         part_totals = np.zeros((n_wave, 2))
         for c in prange(n_wave):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
-            diff = np.empty((n_features + 3, BLOCK_ROWS), X.dtype)
+            diff = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)
             proj = np.empty(BLOCK_ROWS, X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
@@ -808,7 +803,7 @@ def weighted_log_prob_full(X, model, out, use_blas):
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
         xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
-        diff = np.empty((n_features + 3, BLOCK_ROWS), X.dtype)
+        diff = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)
         blas_rows = BLOCK_ROWS if use_blas else 0
         diff_rows = np.empty((blas_rows, n_features), X.dtype)
         proj_rows = np.empty((blas_rows, n_features), X.dtype)
