@@ -35,13 +35,23 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from fastem._numba import BLOCK_ROWS, CHUNK_ROWS, bits_from_float, float_from_bits, helper, kernel, trailing_zeros
+from fastem._numba import (
+    BLOCK_ROWS,
+    CHUNK_ROWS,
+    allocating_helper,
+    bits_from_float,
+    float_from_bits,
+    helper,
+    kernel,
+    trailing_zeros,
+)
 
 # Partial statistics of one wave of chunks are kept in memory at once. Bounding
 # their size keeps memory flat for large n_components * n_features**2; the
 # bound depends only on the problem shape, never on the thread count.
 _PARTIALS_BUDGET_FLOATS = (32 * 2**20) // 8
 _MIN_CHUNKS_PER_WAVE = 64
+_MAX_CHUNKS_PER_TASK = 8
 # Per-task buffers of sparse (row, component) pairs waiting to be accumulated
 # (see _accumulate_full_block): about 256 KiB, which stays in L2.
 _PAIR_BUFFER_FLOATS = (256 * 2**10) // 8
@@ -64,6 +74,19 @@ def _add_into(total, part):
     flat_part = part.reshape(-1)
     for i in range(flat_total.shape[0]):
         flat_total[i] += flat_part[i]
+
+
+@helper
+def _chunks_per_task(n_chunks):
+    """Chunks that one parallel task handles in turn, reusing its scratch arrays.
+
+    Allocating a task's dozen scratch arrays for every chunk of 2048 rows
+    measured several percent of a small E-step. Every chunk still starts its
+    statistics from zero, so results do not depend on this grouping. Grouping
+    starts only when it leaves at least 64 tasks, enough to balance the
+    threads of any ordinary machine.
+    """
+    return max(1, min(_MAX_CHUNKS_PER_TASK, n_chunks // 64))
 
 
 @helper
@@ -155,10 +178,14 @@ def _load_block(X, sample_weight, start, n_rows, xt, weights):
     """Copy rows [start, start + n_rows) of X transposed into ``xt``; fill their weights."""
     n_features = X.shape[1]
     # Rows innermost: each feature's column is written with unit stride, which
-    # vectorises; a loop over a handful of features per row does not.
+    # vectorises; a loop over a handful of features per row does not. Indexing
+    # a view with the loop counter (never negative) rather than X with
+    # `start + row` (a sign Numba cannot know) lets LLVM drop the
+    # negative-index wrap-around that kept this loop scalar.
+    block = X[start:start + n_rows]
     for feature in range(n_features):
         for row in range(n_rows):
-            xt[feature, row] = X[start + row, feature]
+            xt[feature, row] = block[row, feature]
     _load_weights(sample_weight, start, n_rows, weights)
 
 
@@ -190,8 +217,6 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
             mean = means[j, feature]
             for row in range(n_rows):
                 diff[feature, row] = xt[feature, row] - mean
-        for row in range(n_rows):
-            maha[row] = 0.0
         # proj = diff^T P_j, one output column at a time. P_j is upper
         # triangular: column `col` needs features 0..col. They are taken two
         # at a time (a factor past `col` is one of P's zeros, or multiplies the
@@ -204,28 +229,31 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
             for group in range(0, last + 1, 2):
                 f0 = prec_chol[j, group, col]
                 f1 = prec_chol[j, min(group + 1, n_features - 1), col]
-                d0 = diff[group]
-                d1 = diff[group + 1]
-                if group == 0 and group == last:
+                g1 = group + 1
+                if col == 0:  # maha starts here (no separate zeroing pass)
                     for row in range(n_rows):
-                        t = d0[row] * f0 + d1[row] * f1
+                        t = diff[0, row] * f0 + diff[1, row] * f1
+                        maha[row] = t * t
+                elif group == 0 and group == last:
+                    for row in range(n_rows):
+                        t = diff[group, row] * f0 + diff[g1, row] * f1
                         maha[row] += t * t
                 elif group == 0:
                     for row in range(n_rows):
-                        proj[row] = d0[row] * f0 + d1[row] * f1
+                        proj[row] = diff[group, row] * f0 + diff[g1, row] * f1
                 elif group < last:
                     for row in range(n_rows):
-                        proj[row] += d0[row] * f0 + d1[row] * f1
+                        proj[row] += diff[group, row] * f0 + diff[g1, row] * f1
                 else:
                     for row in range(n_rows):
-                        t = proj[row] + d0[row] * f0 + d1[row] * f1
+                        t = proj[row] + diff[group, row] * f0 + diff[g1, row] * f1
                         maha[row] += t * t
         const = log_const[j]
         for row in range(n_rows):
             log_prob[j, row] = const - 0.5 * maha[row]
 
 
-@helper
+@allocating_helper
 def _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob):
     """BLAS version of ``_log_prob_full_block`` for many features, on rows in X's own layout.
 
@@ -333,8 +361,10 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
             weight_total += w
     else:
         for row in range(n_rows):
-            row_sum[row] = 0.0
-        for j in range(n_components):
+            value = _exp_flushed(log_prob[0, row] - row_max[row])
+            log_prob[0, row] = value
+            row_sum[row] = value
+        for j in range(1, n_components):
             for row in range(n_rows):
                 value = _exp_flushed(log_prob[j, row] - row_max[row])
                 log_prob[j, row] = value
@@ -355,7 +385,7 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
 
 
 @helper
-def _select_rows(resp_j, n_rows, n_features, index):
+def _select_rows(resp, j, n_rows, n_features, index):
     """Choose the rows a component's accumulation visits.
 
     Returns 0 when every responsibility is zero (nothing to add), ``n_rows``
@@ -371,7 +401,7 @@ def _select_rows(resp_j, n_rows, n_features, index):
     # into a bit mask, and the loop over its set bits runs once per kept row.
     count = 0
     for row in range(n_rows):  # vectorises: a count, no stores
-        count += resp_j[row] != 0.0
+        count += resp[j, row] != 0.0
     if count == 0:
         return 0
     limit = n_rows // 2 if n_features >= 4 else n_rows // 4
@@ -382,7 +412,7 @@ def _select_rows(resp_j, n_rows, n_features, index):
         stop = min(base + 64, n_rows)
         mask = np.uint64(0)
         for row in range(base, stop):
-            mask |= np.uint64(resp_j[row] != 0.0) << np.uint64(row - base)
+            mask |= np.uint64(resp[j, row] != 0.0) << np.uint64(row - base)
         while mask != 0:
             index[count] = base + np.intp(trailing_zeros(mask))
             count += 1
@@ -454,7 +484,7 @@ def _accumulate_full_block(
     n_components = shift.shape[0]
     capacity = pair_weight.shape[1]
     for j in range(n_components):
-        count = _select_rows(resp[j], n_rows, n_features, index)
+        count = _select_rows(resp, j, n_rows, n_features, index)
         if count == 0:
             continue
         if count < n_rows:
@@ -492,7 +522,7 @@ def _accumulate_full_block(
                 second[j, a, b] += s
 
 
-@helper
+@allocating_helper
 def _accumulate_full_rows(X, start, n_rows, weights, shift, resp, index, diff_rows, weighted_rows, outer, resp_sum, first, second):
     """BLAS version of ``_accumulate_full_block`` for many features.
 
@@ -503,7 +533,7 @@ def _accumulate_full_rows(X, start, n_rows, weights, shift, resp, index, diff_ro
     n_features = X.shape[1]
     n_components = shift.shape[0]
     for j in range(n_components):
-        count = _select_rows(resp[j], n_rows, n_features, index)
+        count = _select_rows(resp, j, n_rows, n_features, index)
         if count == 0:
             continue
         n_j = 0.0
@@ -576,7 +606,7 @@ def _accumulate_diag_block(xt, n_rows, weights, shift, resp, index, weighted_res
     n_features = xt.shape[0]
     n_components = shift.shape[0]
     for j in range(n_components):
-        count = _select_rows(resp[j], n_rows, n_features, index)
+        count = _select_rows(resp, j, n_rows, n_features, index)
         if count == 0:
             continue
         n_j = 0.0
@@ -639,7 +669,8 @@ def estep_full(X, sample_weight, model, stats, use_blas):
         part_first = np.zeros((n_wave, n_components, n_features))
         part_second = np.zeros((n_wave, n_components, n_features, n_features))
         part_totals = np.zeros((n_wave, 2))
-        for c in prange(n_wave):
+        per_task = _chunks_per_task(n_wave)
+        for task in prange((n_wave + per_task - 1) // per_task):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
             diff = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)
             proj = np.empty(BLOCK_ROWS, X.dtype)
@@ -662,27 +693,33 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             diff_rows64 = np.empty((blas_rows, n_features))
             weighted_rows64 = np.empty((blas_rows, n_features))
             outer = np.empty((n_features, n_features))
-            chunk_start = (wave_start + c) * CHUNK_ROWS
-            chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
-            for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
-                n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                if use_blas:
-                    _load_weights(sample_weight, start, n_rows, weights)
-                    _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
-                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
-                    _accumulate_full_rows(
-                        X, start, n_rows, weights, means, log_prob, index, diff_rows64, weighted_rows64, outer,
-                        part_resp[c], part_first[c], part_second[c],
+            for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
+                chunk_start = (wave_start + c) * CHUNK_ROWS
+                chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
+                # Views made once per chunk: each view costs two atomic reference-count updates.
+                chunk_resp = part_resp[c]
+                chunk_first = part_first[c]
+                chunk_second = part_second[c]
+                chunk_totals = part_totals[c]
+                for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
+                    n_rows = min(BLOCK_ROWS, chunk_stop - start)
+                    if use_blas:
+                        _load_weights(sample_weight, start, n_rows, weights)
+                        _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
+                        _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                        _accumulate_full_rows(
+                            X, start, n_rows, weights, means, log_prob, index, diff_rows64, weighted_rows64, outer,
+                            chunk_resp, chunk_first, chunk_second,
+                        )
+                        continue
+                    _load_block(X, sample_weight, start, n_rows, xt, weights)
+                    _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                    _accumulate_full_block(
+                        xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
+                        pair_diff, pair_weight, pair_count, chunk_resp, chunk_first, chunk_second,
                     )
-                    continue
-                _load_block(X, sample_weight, start, n_rows, xt, weights)
-                _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
-                _accumulate_full_block(
-                    xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
-                    pair_diff, pair_weight, pair_count, part_resp[c], part_first[c], part_second[c],
-                )
-            _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_resp, part_resp[c], part_first[c], part_second[c])
+                _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_resp, chunk_resp, chunk_first, chunk_second)
         for c in range(n_wave):  # ordered reduction: thread-count independent
             _add_into(resp_sum, part_resp[c])
             _add_into(first, part_first[c])
@@ -713,7 +750,8 @@ def estep_tied(X, sample_weight, model, stats):
         part_within = np.zeros((n_wave, n_features, n_features))
         part_spread = np.zeros((n_wave, n_components, n_components))
         part_totals = np.zeros((n_wave, 2))
-        for c in prange(n_wave):
+        per_task = _chunks_per_task(n_wave)
+        for task in prange((n_wave + per_task - 1) // per_task):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
             centred = np.empty((n_features, BLOCK_ROWS), X.dtype)
             proj_all = np.empty((n_features, BLOCK_ROWS), X.dtype)
@@ -724,19 +762,26 @@ def estep_tied(X, sample_weight, model, stats):
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
             row_sum = np.empty(BLOCK_ROWS)
-            chunk_start = (wave_start + c) * CHUNK_ROWS
-            chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
-            for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
-                n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                _load_block(X, sample_weight, start, n_rows, xt, weights)
-                _log_prob_tied_block(
-                    xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
-                )
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
-                _accumulate_tied_block(
-                    xt, n_rows, weights, means, centre, log_prob, deviation, weighted_dev,
-                    part_resp[c], part_first[c], part_within[c], part_spread[c],
-                )
+            for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
+                chunk_start = (wave_start + c) * CHUNK_ROWS
+                chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
+                # Views made once per chunk: each view costs two atomic reference-count updates.
+                chunk_resp = part_resp[c]
+                chunk_first = part_first[c]
+                chunk_within = part_within[c]
+                chunk_spread = part_spread[c]
+                chunk_totals = part_totals[c]
+                for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
+                    n_rows = min(BLOCK_ROWS, chunk_stop - start)
+                    _load_block(X, sample_weight, start, n_rows, xt, weights)
+                    _log_prob_tied_block(
+                        xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
+                    )
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                    _accumulate_tied_block(
+                        xt, n_rows, weights, means, centre, log_prob, deviation, weighted_dev,
+                        chunk_resp, chunk_first, chunk_within, chunk_spread,
+                    )
         for c in range(n_wave):
             _add_into(resp_sum, part_resp[c])
             _add_into(first, part_first[c])
@@ -764,7 +809,8 @@ def estep_diag(X, sample_weight, model, stats):
         part_first = np.zeros((n_wave, n_components, n_features))
         part_second = np.zeros((n_wave, n_components, n_features))
         part_totals = np.zeros((n_wave, 2))
-        for c in prange(n_wave):
+        per_task = _chunks_per_task(n_wave)
+        for task in prange((n_wave + per_task - 1) // per_task):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             log_prob = np.empty((n_components, BLOCK_ROWS))
@@ -773,16 +819,22 @@ def estep_diag(X, sample_weight, model, stats):
             row_sum = np.empty(BLOCK_ROWS)
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(BLOCK_ROWS)
-            chunk_start = (wave_start + c) * CHUNK_ROWS
-            chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
-            for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
-                n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                _load_block(X, sample_weight, start, n_rows, xt, weights)
-                _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-                _normalise_block(log_prob, n_rows, weights, row_max, row_sum, part_totals[c])
-                _accumulate_diag_block(
-                    xt, n_rows, weights, means, log_prob, index, weighted_resp, part_resp[c], part_first[c], part_second[c]
-                )
+            for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
+                chunk_start = (wave_start + c) * CHUNK_ROWS
+                chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
+                # Views made once per chunk: each view costs two atomic reference-count updates.
+                chunk_resp = part_resp[c]
+                chunk_first = part_first[c]
+                chunk_second = part_second[c]
+                chunk_totals = part_totals[c]
+                for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
+                    n_rows = min(BLOCK_ROWS, chunk_stop - start)
+                    _load_block(X, sample_weight, start, n_rows, xt, weights)
+                    _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                    _accumulate_diag_block(
+                        xt, n_rows, weights, means, log_prob, index, weighted_resp, chunk_resp, chunk_first, chunk_second
+                    )
         for c in range(n_wave):
             _add_into(resp_sum, part_resp[c])
             _add_into(first, part_first[c])
@@ -896,23 +948,25 @@ def label_stats(X, sample_weight, labels, shift, stats):
         part_resp = np.zeros((n_wave, n_components))
         part_first = np.zeros((n_wave, n_components, n_features))
         part_second = np.zeros((n_wave, n_components, n_features, n_features))
-        for c in prange(n_wave):
+        per_task = _chunks_per_task(n_wave)
+        for task in prange((n_wave + per_task - 1) // per_task):
             diff = np.empty(n_features)
-            chunk_start = (wave_start + c) * CHUNK_ROWS
-            chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
-            for i in range(chunk_start, chunk_stop):
-                j = labels[i]
-                w = 1.0 if sample_weight.shape[0] == 0 else sample_weight[i]
-                if w == 0.0:
-                    continue
-                part_resp[c, j] += w
-                for a in range(n_features):
-                    diff[a] = X[i, a] - shift[j, a]
-                    part_first[c, j, a] += w * diff[a]
-                for a in range(n_features):
-                    wa = w * diff[a]
-                    for b in range(a, n_features):
-                        part_second[c, j, a, b] += wa * diff[b]
+            for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
+                chunk_start = (wave_start + c) * CHUNK_ROWS
+                chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
+                for i in range(chunk_start, chunk_stop):
+                    j = labels[i]
+                    w = 1.0 if sample_weight.shape[0] == 0 else sample_weight[i]
+                    if w == 0.0:
+                        continue
+                    part_resp[c, j] += w
+                    for a in range(n_features):
+                        diff[a] = X[i, a] - shift[j, a]
+                        part_first[c, j, a] += w * diff[a]
+                    for a in range(n_features):
+                        wa = w * diff[a]
+                        for b in range(a, n_features):
+                            part_second[c, j, a, b] += wa * diff[b]
         for c in range(n_wave):
             _add_into(resp_sum, part_resp[c])
             _add_into(first, part_first[c])
