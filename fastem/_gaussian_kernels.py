@@ -409,10 +409,17 @@ def _select_rows(resp, j, n_rows, n_features, index):
         return n_rows
     count = 0
     for base in range(0, n_rows, 64):
-        stop = min(base + 64, n_rows)
+        # A view indexed by the loop counter: an index such as `base + bit`
+        # could be negative as far as Numba knows, and its wrap-around check
+        # turns the loads into gathers.
+        word = resp[j, base:min(base + 64, n_rows)]
         mask = np.uint64(0)
-        for row in range(base, stop):
-            mask |= np.uint64(resp[j, row] != 0.0) << np.uint64(row - base)
+        if word.shape[0] == 64:  # a constant trip count: LLVM vectorises the packing
+            for bit in range(64):
+                mask |= np.uint64(word[bit] != 0.0) << np.uint64(bit)
+        else:
+            for bit in range(word.shape[0]):
+                mask |= np.uint64(word[bit] != 0.0) << np.uint64(bit)
         while mask != 0:
             index[count] = base + np.intp(trailing_zeros(mask))
             count += 1
