@@ -174,8 +174,11 @@ def _log_positive(value):
 
 
 @helper
-def _load_block(X, sample_weight, start, n_rows, xt, weights):
-    """Copy rows [start, start + n_rows) of X transposed into ``xt``; fill their weights."""
+def _load_block(X, sample_weight, start, n_rows, centre, xt, weights):
+    """Copy rows [start, start + n_rows) of X transposed into ``xt[:n_features]``; fill their weights.
+
+    A non-empty ``centre`` is subtracted from every row on the way.
+    """
     n_features = X.shape[1]
     # Rows innermost: each feature's column is written with unit stride, which
     # vectorises; a loop over a handful of features per row does not. Indexing
@@ -183,9 +186,15 @@ def _load_block(X, sample_weight, start, n_rows, xt, weights):
     # `start + row` (a sign Numba cannot know) lets LLVM drop the
     # negative-index wrap-around that kept this loop scalar.
     block = X[start:start + n_rows]
-    for feature in range(n_features):
-        for row in range(n_rows):
-            xt[feature, row] = block[row, feature]
+    if centre.shape[0] == 0:
+        for feature in range(n_features):
+            for row in range(n_rows):
+                xt[feature, row] = block[row, feature]
+    else:
+        for feature in range(n_features):
+            c = centre[feature]
+            for row in range(n_rows):
+                xt[feature, row] = block[row, feature] - c
     _load_weights(sample_weight, start, n_rows, weights)
 
 
@@ -201,23 +210,18 @@ def _load_weights(sample_weight, start, n_rows, weights):
 
 
 @helper
-def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob):
+def _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob):
     """log_prob[j, row] = log w_j + log N(x_row | mean_j, prec_chol_j) for one block.
 
-    ``diff`` needs ``n_features + 1`` rows (see below).
+    ``xt`` holds the block's rows centred at the model's centre (see
+    ``estep_full``), transposed, plus one zero padding row; ``means_proj[j]`` is
+    ``(mean_j - centre) P_j``. Then ``(x - mean_j) P_j = x~ P_j - means_proj[j]``:
+    no per-component difference ``x - mean_j`` has to be formed and stored.
     """
-    n_features = xt.shape[0]
-    n_components = means.shape[0]
-    # Row n_features of diff is zero padding, so that every column of the
-    # projection is a sum over whole pairs of features.
-    for row in range(n_rows):
-        diff[n_features, row] = 0.0
+    n_features = xt.shape[0] - 1
+    n_components = means_proj.shape[0]
     for j in range(n_components):
-        for feature in range(n_features):
-            mean = means[j, feature]
-            for row in range(n_rows):
-                diff[feature, row] = xt[feature, row] - mean
-        # proj = diff^T P_j, one output column at a time. P_j is upper
+        # One output column of the projection at a time. P_j is upper
         # triangular: column `col` needs features 0..col. They are taken two
         # at a time (a factor past `col` is one of P's zeros, or multiplies the
         # padding row), so each pass over the rows does two multiply-adds per
@@ -226,27 +230,28 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
         # whose padding wastes more multiply-adds on a triangle (BENCHMARKS.md).
         for col in range(n_features):
             last = (col // 2) * 2
+            offset = -means_proj[j, col]
             for group in range(0, last + 1, 2):
                 f0 = prec_chol[j, group, col]
                 f1 = prec_chol[j, min(group + 1, n_features - 1), col]
                 g1 = group + 1
                 if col == 0:  # maha starts here (no separate zeroing pass)
                     for row in range(n_rows):
-                        t = diff[0, row] * f0 + diff[1, row] * f1
+                        t = offset + xt[0, row] * f0 + xt[1, row] * f1
                         maha[row] = t * t
                 elif group == 0 and group == last:
                     for row in range(n_rows):
-                        t = diff[group, row] * f0 + diff[g1, row] * f1
+                        t = offset + xt[0, row] * f0 + xt[1, row] * f1
                         maha[row] += t * t
                 elif group == 0:
                     for row in range(n_rows):
-                        proj[row] = diff[group, row] * f0 + diff[g1, row] * f1
+                        proj[row] = offset + xt[0, row] * f0 + xt[1, row] * f1
                 elif group < last:
                     for row in range(n_rows):
-                        proj[row] += diff[group, row] * f0 + diff[g1, row] * f1
+                        proj[row] += xt[group, row] * f0 + xt[g1, row] * f1
                 else:
                     for row in range(n_rows):
-                        t = proj[row] + diff[group, row] * f0 + diff[g1, row] * f1
+                        t = proj[row] + xt[group, row] * f0 + xt[g1, row] * f1
                         maha[row] += t * t
         const = log_const[j]
         for row in range(n_rows):
@@ -658,12 +663,16 @@ def estep_full(X, sample_weight, model, stats, use_blas):
     ``use_blas`` selects the row-major BLAS helpers (many features; the caller
     must have pinned BLAS to one thread) instead of the loop helpers.
 
-    model = (means (k, d) in X's dtype, prec_chol (k, d, d) in X's dtype,
-    log_const (k,) float64 = log w_j + log det prec_chol_j - d/2 log 2 pi).
+    model = (means (k, d), prec_chol (k, d, d), centre (d,), means_centred (k, d)
+    = means - centre, means_proj (k, d) = (mean_j - centre) P_j, all in X's
+    dtype; log_const (k,) float64 = log w_j + log det prec_chol_j - d/2 log 2 pi).
+    The loop path works on rows centred at ``centre`` (the mean of the means):
+    ``x~ P_j`` stays as accurate as ``(x - mean_j) P_j`` would be for data
+    far from the origin, and costs no per-component difference.
     stats = (resp_sum (k,), first (k, d), second (k, d, d) upper triangle,
     totals (2,) = [sum w log p(x), sum w]), all float64.
     """
-    means, prec_chol, log_const = model
+    means, prec_chol, centre, means_centred, means_proj, log_const = model
     resp_sum, first, second, totals = stats
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -678,8 +687,10 @@ def estep_full(X, sample_weight, model, stats, use_blas):
         part_totals = np.zeros((n_wave, 2))
         per_task = _chunks_per_task(n_wave)
         for task in prange((n_wave + per_task - 1) // per_task):
-            xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
-            diff = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)
+            xt = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)  # + a zero padding row
+            for row in range(BLOCK_ROWS):
+                xt[n_features, row] = 0.0
+            xt_rows = xt[:n_features]
             proj = np.empty(BLOCK_ROWS, X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
@@ -719,11 +730,11 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                             chunk_resp, chunk_first, chunk_second,
                         )
                         continue
-                    _load_block(X, sample_weight, start, n_rows, xt, weights)
-                    _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
+                    _load_block(X, sample_weight, start, n_rows, centre, xt_rows, weights)
+                    _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob)
                     _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
                     _accumulate_full_block(
-                        xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
+                        xt_rows, n_rows, weights, means_centred, log_prob, index, weighted_resp, acc_diff, weighted_diff,
                         pair_diff, pair_weight, pair_count, chunk_resp, chunk_first, chunk_second,
                     )
                 _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_resp, chunk_resp, chunk_first, chunk_second)
@@ -746,6 +757,7 @@ def estep_tied(X, sample_weight, model, stats):
     means, centre, means_proj, prec_chol, log_const = model
     resp_sum, first, within, spread, totals = stats
     n_samples, n_features = X.shape
+    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     n_chunks = n_chunks_for(n_samples)
     floats = n_components * (1 + n_features + n_components) + n_features * n_features + 2
@@ -780,7 +792,7 @@ def estep_tied(X, sample_weight, model, stats):
                 chunk_totals = part_totals[c]
                 for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                     n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                    _load_block(X, sample_weight, start, n_rows, xt, weights)
+                    _load_block(X, sample_weight, start, n_rows, no_centre, xt, weights)
                     _log_prob_tied_block(
                         xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
                     )
@@ -807,6 +819,7 @@ def estep_diag(X, sample_weight, model, stats):
     means, prec_chol, log_const = model
     resp_sum, first, second, totals = stats
     n_samples, n_features = X.shape
+    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     n_chunks = n_chunks_for(n_samples)
     wave = _chunks_per_wave(n_chunks, n_components * (1 + 2 * n_features) + 2)
@@ -836,7 +849,7 @@ def estep_diag(X, sample_weight, model, stats):
                 chunk_totals = part_totals[c]
                 for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                     n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                    _load_block(X, sample_weight, start, n_rows, xt, weights)
+                    _load_block(X, sample_weight, start, n_rows, no_centre, xt, weights)
                     _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
                     _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
                     _accumulate_diag_block(
@@ -856,13 +869,15 @@ def estep_diag(X, sample_weight, model, stats):
 @kernel
 def weighted_log_prob_full(X, model, out, use_blas):
     """out[i, j] = log w_j + log N(x_i | mean_j, Sigma_j); model and use_blas as for ``estep_full``."""
-    means, prec_chol, log_const = model
+    means, prec_chol, centre, means_centred, means_proj, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
-        xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
-        diff = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)
+        xt = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)  # + a zero padding row
+        for row in range(BLOCK_ROWS):
+            xt[n_features, row] = 0.0
+        xt_rows = xt[:n_features]
         blas_rows = BLOCK_ROWS if use_blas else 0
         diff_rows = np.empty((blas_rows, n_features), X.dtype)
         proj_rows = np.empty((blas_rows, n_features), X.dtype)
@@ -877,8 +892,8 @@ def weighted_log_prob_full(X, model, out, use_blas):
             if use_blas:
                 _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
             else:
-                _load_block(X, no_weights, start, n_rows, xt, weights)
-                _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
+                _load_block(X, no_weights, start, n_rows, centre, xt_rows, weights)
+                _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob)
             for row in range(n_rows):
                 for j in range(n_components):
                     out[start + row, j] = log_prob[j, row]
@@ -889,6 +904,7 @@ def weighted_log_prob_tied(X, model, out):
     """Tied-covariance version of ``weighted_log_prob_full``; model as for ``estep_tied``."""
     means, centre, means_proj, prec_chol, log_const = model
     n_samples, n_features = X.shape
+    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
@@ -902,7 +918,7 @@ def weighted_log_prob_tied(X, model, out):
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
-            _load_block(X, no_weights, start, n_rows, xt, weights)
+            _load_block(X, no_weights, start, n_rows, no_centre, xt, weights)
             _log_prob_tied_block(
                 xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
             )
@@ -916,6 +932,7 @@ def weighted_log_prob_diag(X, model, out):
     """Diagonal/spherical version of ``weighted_log_prob_full``; model as for ``estep_diag``."""
     means, prec_chol, log_const = model
     n_samples, n_features = X.shape
+    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
@@ -927,7 +944,7 @@ def weighted_log_prob_diag(X, model, out):
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
-            _load_block(X, no_weights, start, n_rows, xt, weights)
+            _load_block(X, no_weights, start, n_rows, no_centre, xt, weights)
             _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
             for row in range(n_rows):
                 for j in range(n_components):
