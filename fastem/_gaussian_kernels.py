@@ -214,45 +214,53 @@ def _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, mah
     """log_prob[j, row] = log w_j + log N(x_row | mean_j, prec_chol_j) for one block.
 
     ``xt`` holds the block's rows centred at the model's centre (see
-    ``estep_full``), transposed, plus one zero padding row; ``means_proj[j]`` is
-    ``(mean_j - centre) P_j``. Then ``(x - mean_j) P_j = x~ P_j - means_proj[j]``:
-    no per-component difference ``x - mean_j`` has to be formed and stored.
+    ``estep_full``), transposed; ``means_proj[j]`` is ``(mean_j - centre) P_j``.
+    Then ``(x - mean_j) P_j = x~ P_j - means_proj[j]``: no per-component
+    difference ``x - mean_j`` has to be formed and stored.
     """
-    n_features = xt.shape[0] - 1
+    n_features = xt.shape[0]
     n_components = means_proj.shape[0]
     for j in range(n_components):
         # One output column of the projection at a time. P_j is upper
         # triangular: column `col` needs features 0..col. They are taken two
-        # at a time (a factor past `col` is one of P's zeros, or multiplies the
-        # padding row), so each pass over the rows does two multiply-adds per
-        # load and store of proj instead of one, and the last pair adds
-        # proj**2 to maha directly. Pairs measured faster than groups of four,
-        # whose padding wastes more multiply-adds on a triangle (BENCHMARKS.md).
+        # at a time, so each pass over the rows does two multiply-adds per
+        # load and store of proj instead of one, and the last step adds
+        # proj**2 to maha directly. (Pairs measured faster than groups of
+        # four, whose padding wastes multiply-adds on a triangle.)
         for col in range(n_features):
-            last = (col // 2) * 2
             offset = -means_proj[j, col]
-            for group in range(0, last + 1, 2):
-                f0 = prec_chol[j, group, col]
-                f1 = prec_chol[j, min(group + 1, n_features - 1), col]
-                g1 = group + 1
-                if col == 0:  # maha starts here (no separate zeroing pass)
-                    for row in range(n_rows):
-                        t = offset + xt[0, row] * f0 + xt[1, row] * f1
-                        maha[row] = t * t
-                elif group == 0 and group == last:
-                    for row in range(n_rows):
-                        t = offset + xt[0, row] * f0 + xt[1, row] * f1
-                        maha[row] += t * t
-                elif group == 0:
-                    for row in range(n_rows):
-                        proj[row] = offset + xt[0, row] * f0 + xt[1, row] * f1
-                elif group < last:
-                    for row in range(n_rows):
-                        proj[row] += xt[group, row] * f0 + xt[g1, row] * f1
-                else:
-                    for row in range(n_rows):
-                        t = proj[row] + xt[group, row] * f0 + xt[g1, row] * f1
-                        maha[row] += t * t
+            f0 = prec_chol[j, 0, col]
+            if col == 0:  # maha starts here (no separate zeroing pass)
+                for row in range(n_rows):
+                    t = offset + xt[0, row] * f0
+                    maha[row] = t * t
+                continue
+            f1 = prec_chol[j, 1, col]
+            if col == 1:
+                for row in range(n_rows):
+                    t = offset + xt[0, row] * f0 + xt[1, row] * f1
+                    maha[row] += t * t
+                continue
+            for row in range(n_rows):
+                proj[row] = offset + xt[0, row] * f0 + xt[1, row] * f1
+            feature = 2
+            while feature + 1 < col:
+                f0 = prec_chol[j, feature, col]
+                f1 = prec_chol[j, feature + 1, col]
+                following = feature + 1
+                for row in range(n_rows):
+                    proj[row] += xt[feature, row] * f0 + xt[following, row] * f1
+                feature += 2
+            f0 = prec_chol[j, feature, col]
+            if feature == col:  # one feature left
+                for row in range(n_rows):
+                    t = proj[row] + xt[col, row] * f0
+                    maha[row] += t * t
+            else:  # two: feature and col
+                f1 = prec_chol[j, col, col]
+                for row in range(n_rows):
+                    t = proj[row] + xt[feature, row] * f0 + xt[col, row] * f1
+                    maha[row] += t * t
         const = log_const[j]
         for row in range(n_rows):
             log_prob[j, row] = const - 0.5 * maha[row]
@@ -687,10 +695,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
         part_totals = np.zeros((n_wave, 2))
         per_task = _chunks_per_task(n_wave)
         for task in prange((n_wave + per_task - 1) // per_task):
-            xt = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)  # + a zero padding row
-            for row in range(BLOCK_ROWS):
-                xt[n_features, row] = 0.0
-            xt_rows = xt[:n_features]
+            xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
             proj = np.empty(BLOCK_ROWS, X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
@@ -730,11 +735,11 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                             chunk_resp, chunk_first, chunk_second,
                         )
                         continue
-                    _load_block(X, sample_weight, start, n_rows, centre, xt_rows, weights)
+                    _load_block(X, sample_weight, start, n_rows, centre, xt, weights)
                     _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob)
                     _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
                     _accumulate_full_block(
-                        xt_rows, n_rows, weights, means_centred, log_prob, index, weighted_resp, acc_diff, weighted_diff,
+                        xt, n_rows, weights, means_centred, log_prob, index, weighted_resp, acc_diff, weighted_diff,
                         pair_diff, pair_weight, pair_count, chunk_resp, chunk_first, chunk_second,
                     )
                 _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_resp, chunk_resp, chunk_first, chunk_second)
@@ -874,10 +879,7 @@ def weighted_log_prob_full(X, model, out, use_blas):
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
-        xt = np.empty((n_features + 1, BLOCK_ROWS), X.dtype)  # + a zero padding row
-        for row in range(BLOCK_ROWS):
-            xt[n_features, row] = 0.0
-        xt_rows = xt[:n_features]
+        xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
         blas_rows = BLOCK_ROWS if use_blas else 0
         diff_rows = np.empty((blas_rows, n_features), X.dtype)
         proj_rows = np.empty((blas_rows, n_features), X.dtype)
@@ -892,7 +894,7 @@ def weighted_log_prob_full(X, model, out, use_blas):
             if use_blas:
                 _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
             else:
-                _load_block(X, no_weights, start, n_rows, centre, xt_rows, weights)
+                _load_block(X, no_weights, start, n_rows, centre, xt, weights)
                 _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob)
             for row in range(n_rows):
                 for j in range(n_components):
