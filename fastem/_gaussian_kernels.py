@@ -2,10 +2,11 @@
 
 Layout shared by every kernel
 -----------------------------
-* ``prange`` runs over fixed chunks of ``CHUNK_ROWS`` rows. Each chunk writes
+* The work is cut into fixed chunks of ``CHUNK_ROWS`` rows. Each chunk writes
   its own partial statistics; a serial loop then adds the partials in chunk
   order. The arithmetic done for a chunk never depends on which thread ran it,
-  so results are bit-identical for any thread count.
+  so results are bit-identical for any thread count. ``prange`` runs over
+  tasks of a few consecutive chunks that share scratch arrays.
 * Inside a chunk, rows are handled in blocks of ``BLOCK_ROWS``. A block of X is
   copied transposed, ``xt[feature, row]``, so that the innermost loops run over
   rows with unit stride and vectorise.
@@ -17,7 +18,9 @@ Layout shared by every kernel
 
 Three covariance families need three kernels:
 
-* ``full``: per-component precision Cholesky factors ``(k, d, d)``.
+* ``full``: per-component precision Cholesky factors ``(k, d, d)``. Rows are
+  centred once at the mean of the means and the projected means subtracted
+  inside the projection; with many features, BLAS does the products.
 * ``tied``: one factor ``(d, d)``. Log-densities reuse one product ``(x - g) P``
   per row, and the pooled scatter is accumulated as
   ``sum_j r_j (x - c_j)(x - c_j)^T = (x - a)(x - a)^T + C^T (diag(r) - r r^T) C``
@@ -28,6 +31,11 @@ Three covariance families need three kernels:
 
 Statistics are centred at a shift per component (the current means), which
 keeps second moments accurate when the data sit far from the origin.
+
+Responsibilities below 2**-52 of their row are exactly 0, so the accumulation
+visits only the rows a component really owns (found with bit masks, gathered
+in per-component buffers when few), and a block where every row has a single
+owner skips exp, log and division altogether.
 """
 
 from __future__ import annotations
