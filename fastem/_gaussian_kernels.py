@@ -411,10 +411,11 @@ def _select_rows(resp, j, n_rows, n_features, index):
 
     Returns 0 when every responsibility is zero (nothing to add), ``n_rows``
     for a dense pass over the block, or ``count < n_rows`` after writing the
-    rows with a non-zero responsibility into ``index``. Compaction costs
-    indirect loads later, so it is used only when it skips enough work: at
-    most half the rows remain, or a third for small ``n_features`` where the
-    dense arithmetic per row is cheap.
+    rows with a non-zero responsibility into ``index``. Listed rows cost an
+    indirect copy into the pair buffers, so the list is used only when it
+    skips enough work: at most half the rows remain, or a quarter below four
+    features, where the dense loops are cheap per row (measured at two
+    features: 6.0 ns/row with a quarter against 7.9 with a third).
     """
     # Which rows a component owns is data-dependent: a branch per row would be
     # mispredicted for a large share of them (that once cost more than all the
