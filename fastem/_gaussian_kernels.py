@@ -18,9 +18,8 @@ Layout shared by every kernel
 
 Three covariance families need three kernels:
 
-* ``full``: per-component precision Cholesky factors ``(k, d, d)``. Rows are
-  centred once at the mean of the means and the projected means subtracted
-  inside the projection; with many features, BLAS does the products.
+* ``full``: per-component precision Cholesky factors ``(k, d, d)``; with many
+  features, BLAS does the products.
 * ``tied``: one factor ``(d, d)``. Log-densities reuse one product ``(x - g) P``
   per row, and the pooled scatter is accumulated as
   ``sum_j r_j (x - c_j)(x - c_j)^T = (x - a)(x - a)^T + C^T (diag(r) - r r^T) C``
@@ -61,7 +60,8 @@ _PARTIALS_BUDGET_FLOATS = (32 * 2**20) // 8
 _MIN_CHUNKS_PER_WAVE = 64
 _MAX_CHUNKS_PER_TASK = 8
 # Per-task buffers of sparse (row, component) pairs waiting to be accumulated
-# (see _accumulate_full_block): about 256 KiB, which stays in L2.
+# (see _accumulate_full_block): about 256 KiB, which stays in L2, unless
+# n_components * (n_features + 1) exceeds 512 (see pair_buffer_rows).
 _PAIR_BUFFER_FLOATS = (256 * 2**10) // 8
 
 
@@ -182,11 +182,8 @@ def _log_positive(value):
 
 
 @helper
-def _load_block(X, sample_weight, start, n_rows, centre, xt, weights):
-    """Copy rows [start, start + n_rows) of X transposed into ``xt[:n_features]``; fill their weights.
-
-    A non-empty ``centre`` is subtracted from every row on the way.
-    """
+def _load_block(X, sample_weight, start, n_rows, xt, weights):
+    """Copy rows [start, start + n_rows) of X transposed into ``xt``; fill their weights."""
     n_features = X.shape[1]
     # Rows innermost: each feature's column is written with unit stride, which
     # vectorises; a loop over a handful of features per row does not. Indexing
@@ -194,15 +191,9 @@ def _load_block(X, sample_weight, start, n_rows, centre, xt, weights):
     # `start + row` (a sign Numba cannot know) lets LLVM drop the
     # negative-index wrap-around that kept this loop scalar.
     block = X[start:start + n_rows]
-    if centre.shape[0] == 0:
-        for feature in range(n_features):
-            for row in range(n_rows):
-                xt[feature, row] = block[row, feature]
-    else:
-        for feature in range(n_features):
-            c = centre[feature]
-            for row in range(n_rows):
-                xt[feature, row] = block[row, feature] - c
+    for feature in range(n_features):
+        for row in range(n_rows):
+            xt[feature, row] = block[row, feature]
     _load_weights(sample_weight, start, n_rows, weights)
 
 
@@ -218,56 +209,59 @@ def _load_weights(sample_weight, start, n_rows, weights):
 
 
 @helper
-def _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob):
+def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob):
     """log_prob[j, row] = log w_j + log N(x_row | mean_j, prec_chol_j) for one block.
 
-    ``xt`` holds the block's rows centred at the model's centre (see
-    ``estep_full``), transposed; ``means_proj[j]`` is ``(mean_j - centre) P_j``.
-    Then ``(x - mean_j) P_j = x~ P_j - means_proj[j]``: no per-component
-    difference ``x - mean_j`` has to be formed and stored.
+    The differences ``x - mean_j`` are formed first, exactly as far as the
+    data allow: projecting ``x`` and ``mean_j`` separately and subtracting
+    (what scikit-learn does) loses the digits of a small cluster that sits far
+    from the origin or from the other clusters.
     """
     n_features = xt.shape[0]
-    n_components = means_proj.shape[0]
+    n_components = means.shape[0]
     for j in range(n_components):
-        # One output column of the projection at a time. P_j is upper
-        # triangular: column `col` needs features 0..col. They are taken two
-        # at a time, so each pass over the rows does two multiply-adds per
+        for feature in range(n_features):
+            mean = means[j, feature]
+            for row in range(n_rows):
+                diff[feature, row] = xt[feature, row] - mean
+        # One output column of the projection diff^T P_j at a time. P_j is
+        # upper triangular: column `col` needs features 0..col. They are taken
+        # two at a time, so each pass over the rows does two multiply-adds per
         # load and store of proj instead of one, and the last step adds
         # proj**2 to maha directly. (Pairs measured faster than groups of
         # four, whose padding wastes multiply-adds on a triangle.)
         for col in range(n_features):
-            offset = -means_proj[j, col]
             f0 = prec_chol[j, 0, col]
             if col == 0:  # maha starts here (no separate zeroing pass)
                 for row in range(n_rows):
-                    t = offset + xt[0, row] * f0
+                    t = diff[0, row] * f0
                     maha[row] = t * t
                 continue
             f1 = prec_chol[j, 1, col]
             if col == 1:
                 for row in range(n_rows):
-                    t = offset + xt[0, row] * f0 + xt[1, row] * f1
+                    t = diff[0, row] * f0 + diff[1, row] * f1
                     maha[row] += t * t
                 continue
             for row in range(n_rows):
-                proj[row] = offset + xt[0, row] * f0 + xt[1, row] * f1
+                proj[row] = diff[0, row] * f0 + diff[1, row] * f1
             feature = 2
             while feature + 1 < col:
                 f0 = prec_chol[j, feature, col]
                 f1 = prec_chol[j, feature + 1, col]
                 following = feature + 1
                 for row in range(n_rows):
-                    proj[row] += xt[feature, row] * f0 + xt[following, row] * f1
+                    proj[row] += diff[feature, row] * f0 + diff[following, row] * f1
                 feature += 2
             f0 = prec_chol[j, feature, col]
             if feature == col:  # one feature left
                 for row in range(n_rows):
-                    t = proj[row] + xt[col, row] * f0
+                    t = proj[row] + diff[col, row] * f0
                     maha[row] += t * t
             else:  # two: feature and col
                 f1 = prec_chol[j, col, col]
                 for row in range(n_rows):
-                    t = proj[row] + xt[feature, row] * f0 + xt[col, row] * f1
+                    t = proj[row] + diff[feature, row] * f0 + diff[col, row] * f1
                     maha[row] += t * t
         const = log_const[j]
         for row in range(n_rows):
@@ -363,16 +357,24 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
     # Hard block: every row has exactly one component within RESP_LOG_FLOOR of
     # its maximum (the maximum itself), which is the common case once
     # separated clusters are found. The general path below would give exactly
-    # 1 for that component, exactly 0 for the others and log 1 = 0, so the
-    # same numbers are written without any exp, log or division. NaN and -inf
-    # rows fail the count and take the general path.
+    # 1 for that component and exactly 0 for the others, and log 1 = 0, so
+    # the same responsibilities are written without any exp, log or division
+    # (the two paths' sums may round differently in the last bit).
+    # A row with a finite maximum has at least one close component, so with
+    # every maximum finite, n_rows close components in all means exactly one
+    # per row. A row whose maximum is -inf or NaN has none and could hide a
+    # row with two; it sends the block down the general path, where its
+    # non-finite total is caught in Python.
     n_close = 0
+    n_finite = 0
+    for row in range(n_rows):
+        n_finite += (row_max[row] - row_max[row]) == 0.0  # False for inf and NaN
     for j in range(n_components):
         for row in range(n_rows):
             n_close += (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR
     log_likelihood = 0.0
     weight_total = 0.0
-    if n_close == n_rows:
+    if n_close == n_rows and n_finite == n_rows:
         for j in range(n_components):
             for row in range(n_rows):
                 log_prob[j, row] = 1.0 if (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR else 0.0
@@ -411,9 +413,9 @@ def _select_rows(resp, j, n_rows, n_features, index):
 
     Returns 0 when every responsibility is zero (nothing to add), ``n_rows``
     for a dense pass over the block, or ``count < n_rows`` after writing the
-    rows with a non-zero responsibility into ``index``. Listed rows cost an
-    indirect copy into the pair buffers, so the list is used only when it
-    skips enough work: at most half the rows remain, or a quarter below four
+    rows with a non-zero responsibility into ``index``. Listed rows cost
+    indirect loads (and, for full covariances, a copy into the pair buffers),
+    so the list is used only when it skips enough work: at most half the rows remain, or a quarter below four
     features, where the dense loops are cheap per row (measured at two
     features: 6.0 ns/row with a quarter against 7.9 with a third).
     """
@@ -454,7 +456,10 @@ def pair_buffer_rows(n_components, n_features):
     """Capacity of each component's buffer of (row, component) pairs; see ``_accumulate_full_block``.
 
     At least half a block (a sparse selection never exceeds that), at most
-    four blocks, and about ``_PAIR_BUFFER_FLOATS`` floats over all components.
+    four blocks, and about ``_PAIR_BUFFER_FLOATS`` floats over all components
+    where that allows half a block: with many components and features the
+    floor wins, and the buffers take k * (d + 1) * 64 floats per task (16 MiB
+    at k = 1000, d = 31).
     """
     rows = _PAIR_BUFFER_FLOATS // max(n_components * (n_features + 1), 1)
     return max(BLOCK_ROWS // 2, min(rows, 4 * BLOCK_ROWS))
@@ -680,16 +685,12 @@ def estep_full(X, sample_weight, model, stats, use_blas):
     ``use_blas`` selects the row-major BLAS helpers (many features; the caller
     must have pinned BLAS to one thread) instead of the loop helpers.
 
-    model = (means (k, d), prec_chol (k, d, d), centre (d,), means_centred (k, d)
-    = means - centre, means_proj (k, d) = (mean_j - centre) P_j, all in X's
-    dtype; log_const (k,) float64 = log w_j + log det prec_chol_j - d/2 log 2 pi).
-    The loop path works on rows centred at ``centre`` (the mean of the means):
-    ``x~ P_j`` stays as accurate as ``(x - mean_j) P_j`` would be for data
-    far from the origin, and costs no per-component difference.
+    model = (means (k, d) in X's dtype, prec_chol (k, d, d) in X's dtype,
+    log_const (k,) float64 = log w_j + log det prec_chol_j - d/2 log 2 pi).
     stats = (resp_sum (k,), first (k, d), second (k, d, d) upper triangle,
     totals (2,) = [sum w log p(x), sum w]), all float64.
     """
-    means, prec_chol, centre, means_centred, means_proj, log_const = model
+    means, prec_chol, log_const = model
     resp_sum, first, second, totals = stats
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -705,6 +706,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
         per_task = _chunks_per_task(n_wave)
         for task in prange((n_wave + per_task - 1) // per_task):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
+            diff = np.empty((n_features, BLOCK_ROWS), X.dtype)
             proj = np.empty(BLOCK_ROWS, X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
@@ -744,11 +746,11 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                             chunk_resp, chunk_first, chunk_second,
                         )
                         continue
-                    _load_block(X, sample_weight, start, n_rows, centre, xt, weights)
-                    _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob)
+                    _load_block(X, sample_weight, start, n_rows, xt, weights)
+                    _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
                     _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
                     _accumulate_full_block(
-                        xt, n_rows, weights, means_centred, log_prob, index, weighted_resp, acc_diff, weighted_diff,
+                        xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
                         pair_diff, pair_weight, pair_count, chunk_resp, chunk_first, chunk_second,
                     )
                 _flush_all_pairs(pair_diff, pair_weight, pair_count, weighted_resp, chunk_resp, chunk_first, chunk_second)
@@ -771,7 +773,6 @@ def estep_tied(X, sample_weight, model, stats):
     means, centre, means_proj, prec_chol, log_const = model
     resp_sum, first, within, spread, totals = stats
     n_samples, n_features = X.shape
-    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     n_chunks = n_chunks_for(n_samples)
     floats = n_components * (1 + n_features + n_components) + n_features * n_features + 2
@@ -806,7 +807,7 @@ def estep_tied(X, sample_weight, model, stats):
                 chunk_totals = part_totals[c]
                 for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                     n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                    _load_block(X, sample_weight, start, n_rows, no_centre, xt, weights)
+                    _load_block(X, sample_weight, start, n_rows, xt, weights)
                     _log_prob_tied_block(
                         xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
                     )
@@ -833,7 +834,6 @@ def estep_diag(X, sample_weight, model, stats):
     means, prec_chol, log_const = model
     resp_sum, first, second, totals = stats
     n_samples, n_features = X.shape
-    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     n_chunks = n_chunks_for(n_samples)
     wave = _chunks_per_wave(n_chunks, n_components * (1 + 2 * n_features) + 2)
@@ -863,7 +863,7 @@ def estep_diag(X, sample_weight, model, stats):
                 chunk_totals = part_totals[c]
                 for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
                     n_rows = min(BLOCK_ROWS, chunk_stop - start)
-                    _load_block(X, sample_weight, start, n_rows, no_centre, xt, weights)
+                    _load_block(X, sample_weight, start, n_rows, xt, weights)
                     _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
                     _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
                     _accumulate_diag_block(
@@ -883,12 +883,13 @@ def estep_diag(X, sample_weight, model, stats):
 @kernel
 def weighted_log_prob_full(X, model, out, use_blas):
     """out[i, j] = log w_j + log N(x_i | mean_j, Sigma_j); model and use_blas as for ``estep_full``."""
-    means, prec_chol, centre, means_centred, means_proj, log_const = model
+    means, prec_chol, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
         xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
+        diff = np.empty((n_features, BLOCK_ROWS), X.dtype)
         blas_rows = BLOCK_ROWS if use_blas else 0
         diff_rows = np.empty((blas_rows, n_features), X.dtype)
         proj_rows = np.empty((blas_rows, n_features), X.dtype)
@@ -903,8 +904,8 @@ def weighted_log_prob_full(X, model, out, use_blas):
             if use_blas:
                 _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
             else:
-                _load_block(X, no_weights, start, n_rows, centre, xt, weights)
-                _log_prob_full_block(xt, n_rows, means_proj, prec_chol, log_const, proj, maha, log_prob)
+                _load_block(X, no_weights, start, n_rows, xt, weights)
+                _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
             for row in range(n_rows):
                 for j in range(n_components):
                     out[start + row, j] = log_prob[j, row]
@@ -915,7 +916,6 @@ def weighted_log_prob_tied(X, model, out):
     """Tied-covariance version of ``weighted_log_prob_full``; model as for ``estep_tied``."""
     means, centre, means_proj, prec_chol, log_const = model
     n_samples, n_features = X.shape
-    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
@@ -929,7 +929,7 @@ def weighted_log_prob_tied(X, model, out):
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
-            _load_block(X, no_weights, start, n_rows, no_centre, xt, weights)
+            _load_block(X, no_weights, start, n_rows, xt, weights)
             _log_prob_tied_block(
                 xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
             )
@@ -943,7 +943,6 @@ def weighted_log_prob_diag(X, model, out):
     """Diagonal/spherical version of ``weighted_log_prob_full``; model as for ``estep_diag``."""
     means, prec_chol, log_const = model
     n_samples, n_features = X.shape
-    no_centre = np.empty(0, X.dtype)
     n_components = means.shape[0]
     no_weights = np.empty(0)
     for c in prange(n_chunks_for(n_samples)):
@@ -955,7 +954,7 @@ def weighted_log_prob_diag(X, model, out):
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
-            _load_block(X, no_weights, start, n_rows, no_centre, xt, weights)
+            _load_block(X, no_weights, start, n_rows, xt, weights)
             _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
             for row in range(n_rows):
                 for j in range(n_components):

@@ -351,23 +351,14 @@ def _kernel_model(params: GaussianParams, covariance_type: str, dtype) -> tuple:
     log_const = np.ascontiguousarray(log_const - 0.5 * n_features * _LOG_2PI, dtype=np.float64)
     if log_const.ndim == 0:
         log_const = np.full(means.shape[0], float(log_const))
-    if covariance_type in ("full", "tied"):
+    if covariance_type == "full":
+        return (means, prec_chol, log_const)
+    if covariance_type == "tied":
         # Centring at the mean of the means keeps x P and mean P small, so
         # their difference stays accurate for data far from the origin.
         centre = means.astype(np.float64).mean(axis=0).astype(dtype)
-        means_centred = means.astype(np.float64) - centre.astype(np.float64)
-        if covariance_type == "tied":
-            means_proj = means_centred @ prec_chol.astype(np.float64)
-            return (means, centre, np.ascontiguousarray(means_proj, dtype=dtype), prec_chol, log_const)
-        means_proj = np.einsum("jd,jde->je", means_centred, prec_chol.astype(np.float64))
-        return (
-            means,
-            prec_chol,
-            centre,
-            np.ascontiguousarray(means_centred, dtype=dtype),
-            np.ascontiguousarray(means_proj, dtype=dtype),
-            log_const,
-        )
+        means_proj = (means.astype(np.float64) - centre.astype(np.float64)) @ prec_chol.astype(np.float64)
+        return (means, centre, np.ascontiguousarray(means_proj, dtype=dtype), prec_chol, log_const)
     if covariance_type == "spherical":
         prec_chol = np.ascontiguousarray(np.repeat(prec_chol[:, None], n_features, axis=1))
     return (means, prec_chol, log_const)
@@ -403,11 +394,8 @@ def estep(X: np.ndarray, sample_weight, params: GaussianParams, covariance_type:
     shift = model[0].astype(np.float64)
     if covariance_type == "full":
         second = np.zeros((n_components, n_features, n_features))
-        use_blas = _use_blas(n_features)
-        kernels.estep_full(X, weights, model, (resp_sum, first, second, totals), use_blas)
+        kernels.estep_full(X, weights, model, (resp_sum, first, second, totals), _use_blas(n_features))
         second = _symmetrise(second)
-        if not use_blas:  # the loop path centres at (means - centre) + centre, rounded in X's dtype
-            shift = model[3].astype(np.float64) + model[2].astype(np.float64)
     elif covariance_type == "tied":
         within = np.zeros((n_features, n_features))
         spread = np.zeros((n_components, n_components))

@@ -288,3 +288,32 @@ def test_data_near_the_dtype_range_fit_soundly(covariance_type, dtype, scale):
     model = GaussianMixture(2, covariance_type=covariance_type, reg_covar=1e-6 * scale**2, random_state=0)
     assert_sound(fit_allowing_non_convergence(model, X), X)
     np.testing.assert_allclose(np.sort(model.means_[:, 0].astype(np.float64)) / scale, [0, 5], atol=0.6)
+
+
+def test_a_non_finite_row_is_not_hidden_by_a_tied_row():
+    """A row exactly between two components (two responsibilities of 1/2) and a
+    weight-0 row whose density underflows everywhere, in one block.
+
+    Counted over the block, the tied row's two close components would make up
+    for the other row's none, and the block would take the hard path (one
+    owner per row): the tie would be lost and the overflow hidden. The fit
+    must fail loudly instead, as it does without the tied row.
+    """
+    rng = np.random.default_rng(0)
+    X = np.concatenate([
+        [-50.0, 0.0] + rng.normal(size=(60, 2)),
+        [50.0, 0.0] + rng.normal(size=(60, 2)),
+        [[0.0, 0.0], [1e200, 0.0]],
+    ])
+    sample_weight = np.ones(len(X))
+    sample_weight[-1] = 0.0
+    model = GaussianMixture(
+        2,
+        means_init=[[-50.0, 0.0], [50.0, 0.0]],
+        weights_init=[0.5, 0.5],
+        precisions_init=np.stack([np.eye(2)] * 2),
+        max_iter=1,
+        tol=0,
+    )
+    with pytest.raises(ValueError, match="not finite"):
+        model.fit(X, sample_weight=sample_weight)

@@ -224,3 +224,28 @@ def test_ill_conditioned_log_density(covariance_type, condition_number):
         columns = [np.log(w) + multivariate_normal(m, c).logpdf(points) for w, m, c in zip(weights, means, per_component)]
         theirs = logsumexp(np.stack(columns, axis=1), axis=1)
         assert np.all(np.abs(ours - theirs) <= 2 * bound), (ours - theirs, bound)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_tight_cluster_far_from_another_keeps_its_covariance(covariance_type):
+    """float32: a cluster of spread 0.01 at 0 and one of spread 100 at 2e7.
+
+    Log-densities are formed from ``x - mean_j`` per component. Projecting
+    rows centred at a common point instead rounds the tight cluster's offsets
+    away (a regression an earlier kernel had: its covariance collapsed to
+    reg_covar).
+    """
+    rng = np.random.default_rng(0)
+    tight = 0.01 * rng.normal(size=(2000, 2))
+    X = np.concatenate([tight, 2e7 + 100 * rng.normal(size=(2000, 2))]).astype(np.float32)
+    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    j = int(np.argmin(model.means_[:, 0]))
+    variances = {
+        "full": lambda c: np.diag(c[j]),
+        "diag": lambda c: c[j],
+        "spherical": lambda c: np.full(2, c[j]),
+    }[covariance_type](model.covariances_)
+    want = X[:2000].astype(np.float64).var(axis=0) + model.reg_covar
+    if covariance_type == "spherical":
+        want = np.full(2, want.mean())
+    np.testing.assert_allclose(variances, want, rtol=1e-3)
