@@ -50,6 +50,7 @@ from fastem._numba import (
     float_from_bits,
     helper,
     kernel,
+    prefer_wide_vectors,
     trailing_zeros,
 )
 
@@ -78,6 +79,7 @@ def _add_into(total, part):
     becomes a parallel region of its own; in the ordered reduction loop that
     would launch one per chunk and array. Explicit loops in a serial helper do not.
     """
+    prefer_wide_vectors()
     flat_total = total.reshape(-1)
     flat_part = part.reshape(-1)
     for i in range(flat_total.shape[0]):
@@ -184,6 +186,7 @@ def _log_positive(value):
 @helper
 def _load_block(X, sample_weight, start, n_rows, xt, weights):
     """Copy rows [start, start + n_rows) of X transposed into ``xt``; fill their weights."""
+    prefer_wide_vectors()
     n_features = X.shape[1]
     # Rows innermost: each feature's column is written with unit stride, which
     # vectorises; a loop over a handful of features per row does not. Indexing
@@ -200,6 +203,7 @@ def _load_block(X, sample_weight, start, n_rows, xt, weights):
 @helper
 def _load_weights(sample_weight, start, n_rows, weights):
     """Weights of rows [start, start + n_rows); an empty ``sample_weight`` means unit weights."""
+    prefer_wide_vectors()
     if sample_weight.shape[0] == 0:
         for row in range(n_rows):
             weights[row] = 1.0
@@ -217,6 +221,7 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
     (what scikit-learn does) loses the digits of a small cluster that sits far
     from the origin or from the other clusters.
     """
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = means.shape[0]
     for j in range(n_components):
@@ -276,6 +281,7 @@ def _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows
     component; from about 32 features BLAS does it several times faster than
     loops can (see BENCHMARKS.md).
     """
+    prefer_wide_vectors()
     n_features = X.shape[1]
     n_components = means.shape[0]
     for j in range(n_components):
@@ -294,6 +300,7 @@ def _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows
 @helper
 def _log_prob_tied_block(xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob):
     """Tied covariance: project ``x - centre`` once, then subtract each projected mean."""
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = means_proj.shape[0]
     for feature in range(n_features):
@@ -323,6 +330,7 @@ def _log_prob_tied_block(xt, n_rows, centre, means_proj, prec_chol, log_const, c
 @helper
 def _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     """Diagonal (and spherical) covariance log-probabilities for one block."""
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = means.shape[0]
     for j in range(n_components):
@@ -348,6 +356,7 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
     and ``sum w_row`` to ``totals[1]``; rows of weight zero contribute
     nothing (not even a NaN from ``0 * -inf``).
     """
+    prefer_wide_vectors()
     n_components = log_prob.shape[0]
     for row in range(n_rows):
         row_max[row] = log_prob[0, row]
@@ -419,6 +428,7 @@ def _select_rows(resp, j, n_rows, n_features, index):
     features, where the dense loops are cheap per row (measured at two
     features: 6.0 ns/row with a quarter against 7.9 with a third).
     """
+    prefer_wide_vectors()
     # Which rows a component owns is data-dependent: a branch per row would be
     # mispredicted for a large share of them (that once cost more than all the
     # arithmetic of the accumulation). Instead a vectorised loop packs 64 rows
@@ -468,6 +478,7 @@ def pair_buffer_rows(n_components, n_features):
 @helper
 def _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_row, resp_sum, first, second):
     """Add component j's buffered pairs to N_j, S1_j, S2_j (upper triangle) and empty its buffer."""
+    prefer_wide_vectors()
     count = pair_count[j]
     if count == 0:
         return
@@ -514,6 +525,7 @@ def _accumulate_full_block(
     ``_flush_pairs`` adds in long loops when it fills and at the end of the
     chunk. The caller must flush every buffer after the chunk's last block.
     """
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = shift.shape[0]
     capacity = pair_weight.shape[1]
@@ -564,6 +576,7 @@ def _accumulate_full_rows(X, start, n_rows, weights, shift, resp, index, diff_ro
     float32 data: sums stay float64) and S2_j grows by one (d, count) x
     (count, d) product.
     """
+    prefer_wide_vectors()
     n_features = X.shape[1]
     n_components = shift.shape[0]
     for j in range(n_components):
@@ -596,6 +609,7 @@ def _accumulate_tied_block(xt, n_rows, weights, shift, centre, resp, deviation, 
     within += w (x~ - a~)(x~ - a~)^T with x~ = x - centre, a~ = sum_j r_j (shift_j - centre)
     spread += w (diag(r) - r r^T)    (upper triangle)
     """
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = shift.shape[0]
     for feature in range(n_features):
@@ -637,6 +651,7 @@ def _accumulate_tied_block(xt, n_rows, weights, shift, centre, resp, deviation, 
 @helper
 def _accumulate_diag_block(xt, n_rows, weights, shift, resp, index, weighted_resp, resp_sum, first, second):
     """Add N_j, S1_j and the diagonal of S2_j (centred at shift_j), visiting non-zero responsibilities only."""
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = shift.shape[0]
     for j in range(n_components):
@@ -972,6 +987,7 @@ def label_stats(X, sample_weight, labels, shift, stats):
     One row touches only its own component: O(d^2) work per row.
     stats = (resp_sum (k,), first (k, d), second (k, d, d)), float64.
     """
+    prefer_wide_vectors()
     resp_sum, first, second = stats
     n_samples, n_features = X.shape
     n_components = shift.shape[0]

@@ -1,0 +1,43 @@
+"""How the kernels are compiled: the vector-width preference reaches LLVM."""
+
+from __future__ import annotations
+
+import inspect
+
+import numba
+import numpy as np
+
+from fastem import _gaussian_kernels as kernels
+from fastem._numba import prefer_wide_vectors
+
+
+@numba.njit
+def _dot_wide(a, b):
+    prefer_wide_vectors()
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+def test_wide_vector_preference_is_a_function_attribute_and_changes_no_result():
+    a = np.arange(37, dtype=np.float64)
+    assert _dot_wide(a, a) == float(a @ a)
+    llvm = _dot_wide.inspect_llvm(_dot_wide.signatures[0])
+    assert '"prefer-vector-width"="512"' in llvm
+
+
+_HOT_HELPERS = (
+    "_load_block", "_log_prob_full_block", "_log_prob_full_rows", "_log_prob_tied_block",
+    "_log_prob_diag_block", "_normalise_block", "_select_rows", "_flush_pairs",
+    "_accumulate_full_block", "_accumulate_full_rows", "_accumulate_tied_block", "_accumulate_diag_block",
+)
+
+
+def test_hot_helpers_ask_for_wide_vectors():
+    # Kernels loaded from the on-disk cache keep no LLVM IR to inspect, so the
+    # check is on the source: the preference must be the helper's own
+    # statement, since it applies to the function that makes the call.
+    for name in _HOT_HELPERS:
+        source = inspect.getsource(getattr(kernels, name).py_func)
+        assert "\n    prefer_wide_vectors()\n" in source, name
