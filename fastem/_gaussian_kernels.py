@@ -194,6 +194,14 @@ def _load_block(X, sample_weight, start, n_rows, xt, weights):
     # `start + row` (a sign Numba cannot know) lets LLVM drop the
     # negative-index wrap-around that kept this loop scalar.
     block = X[start:start + n_rows]
+    if n_features == 2:
+        # Both features in one loop: LLVM loads the interleaved pairs with
+        # wide loads and shuffles instead of one gather per feature.
+        for row in range(n_rows):
+            xt[0, row] = block[row, 0]
+            xt[1, row] = block[row, 1]
+        _load_weights(sample_weight, start, n_rows, weights)
+        return
     for feature in range(n_features):
         for row in range(n_rows):
             xt[feature, row] = block[row, feature]
@@ -224,6 +232,24 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
     prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = means.shape[0]
+    if n_features == 2:
+        # One fused pass per component instead of five (two differences, two
+        # projection columns, the output): at two features the passes' own
+        # overhead would cost more than their arithmetic.
+        for j in range(n_components):
+            m0 = means[j, 0]
+            m1 = means[j, 1]
+            p00 = prec_chol[j, 0, 0]
+            p01 = prec_chol[j, 0, 1]
+            p11 = prec_chol[j, 1, 1]
+            const = log_const[j]
+            for row in range(n_rows):
+                d0 = xt[0, row] - m0
+                d1 = xt[1, row] - m1
+                t0 = d0 * p00
+                t1 = d0 * p01 + d1 * p11
+                log_prob[j, row] = const - 0.5 * (t0 * t0 + t1 * t1)
+        return
     for j in range(n_components):
         for feature in range(n_features):
             mean = means[j, feature]

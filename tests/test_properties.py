@@ -141,3 +141,27 @@ def test_log_densities_and_responsibilities_match_reference(covariance_type, dty
         np.testing.assert_array_equal(model.predict(X), np.argmax(ours, axis=1))
 
     check()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_features", [2, 3])
+def test_full_log_densities_match_reference_over_several_blocks(n_features, dtype):
+    # Two features have their own fused load and log-density loops; three take
+    # the general ones. Enough rows for several blocks and a partial last one,
+    # so the vectorised loop bodies run, not only their scalar remainders.
+    rng = np.random.default_rng(n_features)
+    n_components = 3
+    X = rng.normal(scale=3.0, size=(300, n_features)).astype(dtype)
+    means = rng.normal(scale=2.0, size=(n_components, n_features))
+    factors = rng.normal(size=(n_components, n_features, n_features))
+    precisions = factors @ np.swapaxes(factors, 1, 2) + np.eye(n_features)
+    model = GaussianMixture(
+        n_components, weights_init=[0.2, 0.3, 0.5], means_init=means, precisions_init=precisions, max_iter=0,
+    ).fit(X)
+    expected = reference.weighted_log_prob(
+        X.astype(np.float64), model.weights_.astype(np.float64), model.means_.astype(np.float64),
+        reference_covariances(model), "full",
+    )
+    ours = weighted_log_prob(X, model._params(), "full")
+    tolerance = 16 * (n_features + 1) * np.finfo(dtype).eps * (1 + np.abs(expected) + projection_magnitude(model, X))
+    assert (np.abs(ours - expected) <= tolerance).all()
