@@ -1013,7 +1013,6 @@ def label_stats(X, sample_weight, labels, shift, stats):
     One row touches only its own component: O(d^2) work per row.
     stats = (resp_sum (k,), first (k, d), second (k, d, d)), float64.
     """
-    prefer_wide_vectors()
     resp_sum, first, second = stats
     n_samples, n_features = X.shape
     n_components = shift.shape[0]

@@ -211,11 +211,15 @@ def trailing_zeros(typingctx, word):
 # LLVM's default for recent Intel CPUs with AVX-512 is to vectorise with
 # 256-bit registers (the "prefer-256-bit" tuning, which dates from CPUs that
 # lowered their clock for 512-bit instructions). For these kernels, which are
-# bound by multiply-adds and the polynomial exp, 512-bit vectors measured 26%
-# faster at eight features and sixteen components on an Emerald Rapids Xeon
-# (see BENCHMARKS.md). The preference is a per-function LLVM attribute, so it
-# changes fastem's kernels only and not other Numba code in the process; CPUs
-# without AVX-512 ignore it.
+# bound by multiply-adds and the polynomial exp, 512-bit vectors took the
+# one-thread E-step at eight features and sixteen components from about 120
+# to about 100 ns/row in most runs on an Emerald Rapids Xeon, though less
+# steadily than 256-bit code (see BENCHMARKS.md). The preference is a
+# per-function LLVM attribute, so it changes fastem's helpers only and not
+# other Numba code in the process; CPUs without AVX-512 ignore it. It applies
+# to the function that makes the call: in a parallel kernel that is the
+# serial outer function, not the prange body, so loops that carry work
+# belong in helpers.
 _WIDE_VECTOR_ATTRIBUTE = '"prefer-vector-width"="512"'
 
 

@@ -20,9 +20,9 @@ def _dot_wide(a, b):
     return total
 
 
-def test_wide_vector_preference_is_a_function_attribute_and_changes_no_result():
-    a = np.arange(37, dtype=np.float64)
-    assert _dot_wide(a, a) == float(a @ a)
+def test_wide_vector_preference_is_a_function_attribute():
+    a = np.random.default_rng(0).normal(size=1001)
+    np.testing.assert_allclose(_dot_wide(a, a), float(a @ a), rtol=1e-13)
     llvm = _dot_wide.inspect_llvm(_dot_wide.signatures[0])
     assert '"prefer-vector-width"="512"' in llvm
 
