@@ -53,6 +53,7 @@ from fastem._numba import (
     prefer_wide_vectors,
     trailing_zeros,
 )
+from fastem._unrolled_full import log_prob_full_unrolled
 
 # Partial statistics of one wave of chunks are kept in memory at once. Bounding
 # their size keeps memory flat for large n_components * n_features**2; the
@@ -231,23 +232,10 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
     prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = means.shape[0]
-    if n_features == 2:
-        # One fused pass per component instead of five (two differences, two
-        # projection columns, the output): at two features the passes' own
-        # overhead would cost more than their arithmetic.
-        for j in range(n_components):
-            m0 = means[j, 0]
-            m1 = means[j, 1]
-            p00 = prec_chol[j, 0, 0]
-            p01 = prec_chol[j, 0, 1]
-            p11 = prec_chol[j, 1, 1]
-            const = log_const[j]
-            for row in range(n_rows):
-                d0 = xt[0, row] - m0
-                d1 = xt[1, row] - m1
-                t0 = d0 * p00
-                t1 = d0 * p01 + d1 * p11
-                log_prob[j, row] = const - 0.5 * (t0 * t0 + t1 * t1)
+    # Up to MAX_UNROLLED_FEATURES, generated code does the whole product for
+    # a row in registers (see fastem/_unrolled_full.py); the loops below
+    # serve any feature count.
+    if log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, log_prob):
         return
     for j in range(n_components):
         for feature in range(n_features):
@@ -373,13 +361,15 @@ def _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob
 
 
 @helper
-def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
+def _normalise_block(log_prob, n_rows, weights, row_max, row_flag, soft_rows, soft_prob, totals):
     """Turn log-probabilities into responsibilities in place (log-sum-exp).
 
     Responsibilities below 2**-52 of their row become exactly 0 (see
     RESP_LOG_FLOOR). Adds ``sum_row w_row * log p(x_row)`` to ``totals[0]``
     and ``sum w_row`` to ``totals[1]``; rows of weight zero contribute
-    nothing (not even a NaN from ``0 * -inf``).
+    nothing (not even a NaN from ``0 * -inf``). ``row_max``, ``row_flag``
+    (n_rows), ``soft_rows`` (n_rows) and ``soft_prob`` (k, n_rows) are
+    scratch.
     """
     prefer_wide_vectors()
     n_components = log_prob.shape[0]
@@ -388,17 +378,19 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
     for j in range(1, n_components):
         for row in range(n_rows):
             row_max[row] = max(row_max[row], log_prob[j, row])
-    # Hard block: every row has exactly one component within RESP_LOG_FLOOR of
-    # its maximum (the maximum itself), which is the common case once
-    # separated clusters are found. The general path below would give exactly
-    # 1 for that component and exactly 0 for the others, and log 1 = 0, so
-    # the same responsibilities are written without any exp, log or division
-    # (the two paths' sums may round differently in the last bit).
+    # A *hard* row has exactly one component within RESP_LOG_FLOOR of its
+    # maximum (the maximum itself), which is most rows once separated
+    # clusters are found. The exp path would give it exactly 1 for that
+    # component and exactly 0 for the others, and log 1 = 0, so the same
+    # responsibilities are written without any exp, log or division (the
+    # log-likelihood sums may round differently in the last bit). Every
+    # other row is *soft*.
     # A row with a finite maximum has at least one close component, so with
-    # every maximum finite, n_rows close components in all means exactly one
-    # per row. A row whose maximum is -inf or NaN has none and could hide a
-    # row with two; it sends the block down the general path, where its
-    # non-finite total is caught in Python.
+    # every maximum finite, `excess` counts the close components beyond one
+    # per row: 0 means every row is hard, and it bounds the number of soft
+    # rows. A row whose maximum is -inf, +inf or NaN has no close component
+    # and could hide a row with two; it sends the block down the exp path,
+    # where its non-finite total is caught in Python.
     n_close = 0
     n_finite = 0
     for row in range(n_rows):
@@ -406,39 +398,84 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_sum, totals):
     for j in range(n_components):
         for row in range(n_rows):
             n_close += (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR
+    excess = n_close - n_rows
     log_likelihood = 0.0
     weight_total = 0.0
-    if n_close == n_rows and n_finite == n_rows:
-        for j in range(n_components):
-            for row in range(n_rows):
-                log_prob[j, row] = 1.0 if (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR else 0.0
+    if n_finite < n_rows or 2 * excess > n_rows:
+        # Mostly soft (or not finite): the exp path over the whole block.
+        _exp_normalise(log_prob, n_rows, row_max, row_flag)
         for row in range(n_rows):
             w = weights[row]
             log_likelihood += w * row_max[row] if w != 0.0 else 0.0
             weight_total += w
     else:
-        for row in range(n_rows):
-            value = _exp_flushed(log_prob[0, row] - row_max[row])
-            log_prob[0, row] = value
-            row_sum[row] = value
-        for j in range(1, n_components):
+        # Mostly hard. The soft rows (at most `excess`) are copied out to
+        # contiguous columns so that the exp runs on them alone, the whole
+        # block is written as if hard, and the soft rows' responsibilities
+        # are copied back over it. (After six iterations at eight features
+        # and sixteen components a tenth of the rows are soft, spread over
+        # every block, so few blocks are entirely hard.)
+        n_soft = 0
+        if excess > 0:
             for row in range(n_rows):
-                value = _exp_flushed(log_prob[j, row] - row_max[row])
-                log_prob[j, row] = value
-                row_sum[row] += value
-        for row in range(n_rows):
-            total = row_sum[row]
-            row_sum[row] = 1.0 / total  # one division per row, then multiplications
-            # total >= 1 (the largest term is exp(0)), so its log is safe; a row
-            # whose max is -inf or NaN gives a non-finite total, caught in Python.
-            w = weights[row]
-            log_likelihood += w * (row_max[row] + _log_positive(total)) if w != 0.0 else 0.0
-            weight_total += w
+                row_flag[row] = -1.0
+            for j in range(n_components):
+                for row in range(n_rows):
+                    row_flag[row] += (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR
+            n_soft = _list_nonzero(row_flag, n_rows, soft_rows)  # rows with a flag != 0
+            for j in range(n_components):
+                for t in range(n_soft):
+                    soft_prob[j, t] = log_prob[j, soft_rows[t]]
         for j in range(n_components):
             for row in range(n_rows):
-                log_prob[j, row] *= row_sum[row]
+                log_prob[j, row] = 1.0 if (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR else 0.0
+        for row in range(n_rows):
+            w = weights[row]
+            hard = excess == 0 or row_flag[row] == 0.0
+            log_likelihood += w * row_max[row] if (w != 0.0 and hard) else 0.0
+            weight_total += w
+        if n_soft > 0:
+            for t in range(n_soft):  # in place: soft_rows is increasing, so soft_rows[t] >= t
+                row_max[t] = row_max[soft_rows[t]]
+            _exp_normalise(soft_prob, n_soft, row_max, row_flag)
+            for j in range(n_components):
+                for t in range(n_soft):
+                    log_prob[j, soft_rows[t]] = soft_prob[j, t]
+            for t in range(n_soft):
+                w = weights[soft_rows[t]]
+                log_likelihood += w * row_max[t] if w != 0.0 else 0.0
     totals[0] += log_likelihood
     totals[1] += weight_total
+
+
+@helper
+def _exp_normalise(values, n_cols, col_max, scratch):
+    """Normalise columns of log-probabilities: ``values[j, t] <- exp(values[j, t] - col_max[t]) / total_t``.
+
+    Values below RESP_LOG_FLOOR of the column maximum become exactly 0. On
+    return ``col_max[t]`` holds the column's log-sum-exp, ``col_max[t] +
+    log total_t``; ``scratch`` (n_cols) is overwritten.
+    """
+    prefer_wide_vectors()
+    n_components = values.shape[0]
+    for t in range(n_cols):
+        value = _exp_flushed(values[0, t] - col_max[t])
+        values[0, t] = value
+        scratch[t] = value
+    for j in range(1, n_components):
+        for t in range(n_cols):
+            value = _exp_flushed(values[j, t] - col_max[t])
+            values[j, t] = value
+            scratch[t] += value
+    for t in range(n_cols):
+        total = scratch[t]
+        scratch[t] = 1.0 / total  # one division per column, then multiplications
+        # total >= 1 (the largest term is exp(0)), so its log is safe; a column
+        # whose max is -inf or NaN gives a non-finite total, caught in Python.
+        col_max[t] += _log_positive(total)
+    for j in range(n_components):
+        for t in range(n_cols):
+            values[j, t] *= scratch[t]
 
 
 @helper
@@ -455,10 +492,6 @@ def _select_rows(resp, j, n_rows, n_features, index):
     with a third).
     """
     prefer_wide_vectors()
-    # Which rows a component owns is data-dependent: a branch per row would be
-    # mispredicted for a large share of them (that once cost more than all the
-    # arithmetic of the accumulation). Instead a vectorised loop packs 64 rows
-    # into a bit mask, and the loop over its set bits runs once per kept row.
     count = 0
     for row in range(n_rows):  # vectorises: a count, no stores
         count += resp[j, row] != 0.0
@@ -467,12 +500,23 @@ def _select_rows(resp, j, n_rows, n_features, index):
     limit = n_rows // 2 if n_features >= 4 else n_rows // 4
     if count > limit:
         return n_rows
+    return _list_nonzero(resp[j], n_rows, index)
+
+
+@helper
+def _list_nonzero(values, n_rows, index):
+    """Write the positions of the non-zero entries of ``values[:n_rows]``, in increasing order, into ``index``; return their number."""
+    prefer_wide_vectors()
+    # Which entries are non-zero is data-dependent: a branch per row would be
+    # mispredicted for a large share of them (that once cost more than all the
+    # arithmetic of the accumulation). Instead a vectorised loop packs 64 rows
+    # into a bit mask, and the loop over its set bits runs once per kept row.
     count = 0
     for base in range(0, n_rows, 64):
         # A view indexed by the loop counter: an index such as `base + bit`
         # could be negative as far as Numba knows, and its wrap-around check
         # turns the loads into gathers.
-        word = resp[j, base:min(base + 64, n_rows)]
+        word = values[base:min(base + 64, n_rows)]
         mask = np.uint64(0)
         if word.shape[0] == 64:  # a constant trip count: LLVM vectorises the packing
             for bit in range(64):
@@ -755,7 +799,8 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             log_prob = np.empty((n_components, BLOCK_ROWS))
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
-            row_sum = np.empty(BLOCK_ROWS)
+            row_flag = np.empty(BLOCK_ROWS)
+            soft_prob = np.empty((n_components, BLOCK_ROWS))
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(max(BLOCK_ROWS, capacity))
             loop_components = 0 if use_blas else n_components
@@ -781,7 +826,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                     if use_blas:
                         _load_weights(sample_weight, start, n_rows, weights)
                         _log_prob_full_rows(X, start, n_rows, means, prec_chol, log_const, diff_rows, proj_rows, log_prob)
-                        _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                        _normalise_block(log_prob, n_rows, weights, row_max, row_flag, index, soft_prob, chunk_totals)
                         _accumulate_full_rows(
                             X, start, n_rows, weights, means, log_prob, index, diff_rows64, weighted_rows64, outer,
                             chunk_resp, chunk_first, chunk_second,
@@ -789,7 +834,7 @@ def estep_full(X, sample_weight, model, stats, use_blas):
                         continue
                     _load_block(X, sample_weight, start, n_rows, xt, weights)
                     _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob)
-                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_flag, index, soft_prob, chunk_totals)
                     _accumulate_full_block(
                         xt, n_rows, weights, means, log_prob, index, weighted_resp, acc_diff, weighted_diff,
                         pair_diff, pair_weight, pair_count, chunk_resp, chunk_first, chunk_second,
@@ -836,7 +881,9 @@ def estep_tied(X, sample_weight, model, stats):
             log_prob = np.empty((n_components, BLOCK_ROWS))
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
-            row_sum = np.empty(BLOCK_ROWS)
+            row_flag = np.empty(BLOCK_ROWS)
+            soft_prob = np.empty((n_components, BLOCK_ROWS))
+            index = np.empty(BLOCK_ROWS, np.intp)
             for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
                 chunk_start = (wave_start + c) * CHUNK_ROWS
                 chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
@@ -852,7 +899,7 @@ def estep_tied(X, sample_weight, model, stats):
                     _log_prob_tied_block(
                         xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
                     )
-                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_flag, index, soft_prob, chunk_totals)
                     _accumulate_tied_block(
                         xt, n_rows, weights, means, centre, log_prob, deviation, weighted_dev,
                         chunk_resp, chunk_first, chunk_within, chunk_spread,
@@ -891,7 +938,8 @@ def estep_diag(X, sample_weight, model, stats):
             log_prob = np.empty((n_components, BLOCK_ROWS))
             weights = np.empty(BLOCK_ROWS)
             row_max = np.empty(BLOCK_ROWS)
-            row_sum = np.empty(BLOCK_ROWS)
+            row_flag = np.empty(BLOCK_ROWS)
+            soft_prob = np.empty((n_components, BLOCK_ROWS))
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(BLOCK_ROWS)
             for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
@@ -906,7 +954,7 @@ def estep_diag(X, sample_weight, model, stats):
                     n_rows = min(BLOCK_ROWS, chunk_stop - start)
                     _load_block(X, sample_weight, start, n_rows, xt, weights)
                     _log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-                    _normalise_block(log_prob, n_rows, weights, row_max, row_sum, chunk_totals)
+                    _normalise_block(log_prob, n_rows, weights, row_max, row_flag, index, soft_prob, chunk_totals)
                     _accumulate_diag_block(
                         xt, n_rows, weights, means, log_prob, index, weighted_resp, chunk_resp, chunk_first, chunk_second
                     )

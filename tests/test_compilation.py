@@ -1,13 +1,16 @@
-"""How the kernels are compiled: the vector-width preference reaches LLVM."""
+"""How the kernels are compiled: the vector-width preference reaches LLVM; generated code is current."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import pathlib
 
 import numba
 import numpy as np
 
 from fastem import _gaussian_kernels as kernels
+from fastem import _unrolled_full as unrolled
 from fastem._numba import prefer_wide_vectors
 
 
@@ -29,7 +32,7 @@ def test_wide_vector_preference_is_a_function_attribute():
 
 _HOT_HELPERS = (
     "_load_block", "_log_prob_full_block", "_log_prob_full_rows", "_log_prob_tied_block",
-    "_log_prob_diag_block", "_normalise_block", "_select_rows", "_flush_pairs",
+    "_log_prob_diag_block", "_normalise_block", "_exp_normalise", "_select_rows", "_list_nonzero", "_flush_pairs",
     "_accumulate_full_block", "_accumulate_full_rows", "_accumulate_tied_block", "_accumulate_diag_block",
 )
 
@@ -41,3 +44,28 @@ def test_hot_helpers_ask_for_wide_vectors():
     for name in _HOT_HELPERS:
         source = inspect.getsource(getattr(kernels, name).py_func)
         assert "\n    prefer_wide_vectors()\n" in source, name
+
+
+def test_unrolled_specialisations_ask_for_wide_vectors():
+    for n_features in range(2, unrolled.MAX_UNROLLED_FEATURES + 1):
+        source = inspect.getsource(getattr(unrolled, f"_log_prob_{n_features}").py_func)
+        assert "\n    prefer_wide_vectors()\n" in source, n_features
+
+
+def test_generated_module_is_current():
+    # fastem/_unrolled_full.py is written by a script; an edit to either
+    # without regenerating would leave the two disagreeing.
+    generator = _load_generator()
+    expected = generator.source()
+    assert pathlib.Path(unrolled.__file__).read_text() == expected, (
+        "fastem/_unrolled_full.py is stale: run python setup_helpers/generate_unrolled_kernels.py"
+    )
+    assert unrolled.MAX_UNROLLED_FEATURES == generator.MAX_UNROLLED_FEATURES
+
+
+def _load_generator():
+    path = pathlib.Path(__file__).resolve().parent.parent / "setup_helpers" / "generate_unrolled_kernels.py"
+    spec = importlib.util.spec_from_file_location("generate_unrolled_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

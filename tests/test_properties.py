@@ -19,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import logsumexp
 
 from fastem import GaussianMixture, reference
+from fastem._unrolled_full import MAX_UNROLLED_FEATURES
 from fastem.gaussian_mixture import weighted_log_prob
 from tests.conftest import COVARIANCE_TYPES, DTYPES
 
@@ -144,11 +145,12 @@ def test_log_densities_and_responsibilities_match_reference(covariance_type, dty
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_features", [2, 3])
+@pytest.mark.parametrize("n_features", range(1, MAX_UNROLLED_FEATURES + 2))
 def test_full_log_densities_match_reference_over_several_blocks(n_features, dtype):
-    # Two features have their own fused load and log-density loops; three take
-    # the general ones. Enough rows for several blocks and a partial last one,
-    # so the vectorised loop bodies run, not only their scalar remainders.
+    # Two to MAX_UNROLLED_FEATURES features have generated log-density code
+    # (and two a fused load); one and more take the general loops. Enough rows
+    # for several blocks and a partial last one, so the vectorised loop bodies
+    # run, not only their scalar remainders.
     rng = np.random.default_rng(n_features)
     n_components = 3
     X = rng.normal(scale=3.0, size=(300, n_features)).astype(dtype)
