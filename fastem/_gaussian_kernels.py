@@ -53,7 +53,7 @@ from fastem._numba import (
     prefer_wide_vectors,
     trailing_zeros,
 )
-from fastem._unrolled_full import log_prob_full_unrolled
+from fastem._unrolled_full import append_pairs_unrolled, flush_pairs_unrolled, log_prob_full_unrolled
 
 # Partial statistics of one wave of chunks are kept in memory at once. Bounding
 # their size keeps memory flat for large n_components * n_features**2; the
@@ -552,6 +552,9 @@ def _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_row, resp_sum, 
     count = pair_count[j]
     if count == 0:
         return
+    pair_count[j] = 0
+    if flush_pairs_unrolled(j, pair_diff, pair_weight, count, resp_sum, first, second):
+        return
     n_features = pair_diff.shape[1]
     weight = pair_weight[j]
     diff = pair_diff[j]
@@ -570,7 +573,6 @@ def _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_row, resp_sum, 
             for t in range(count):
                 s += weighted_row[t] * diff[b, t]
             second[j, a, b] += s
-    pair_count[j] = 0
 
 
 @helper
@@ -607,6 +609,9 @@ def _accumulate_full_block(
             if pair_count[j] + count > capacity:
                 _flush_pairs(j, pair_diff, pair_weight, pair_count, weighted_resp, resp_sum, first, second)
             fill = pair_count[j]
+            pair_count[j] = fill + count
+            if append_pairs_unrolled(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill):
+                continue
             # Rows outer: a loop over `count` (about n_rows / k) rows per
             # feature would be too short to pay for its own overhead.
             for t in range(count):
@@ -614,7 +619,6 @@ def _accumulate_full_block(
                 pair_weight[j, fill + t] = weights[row] * resp[j, row]
                 for feature in range(n_features):
                     pair_diff[j, feature, fill + t] = xt[feature, row] - shift[j, feature]
-            pair_count[j] = fill + count
             continue
         n_j = 0.0
         for t in range(n_rows):

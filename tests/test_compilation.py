@@ -48,8 +48,9 @@ def test_hot_helpers_ask_for_wide_vectors():
 
 def test_unrolled_specialisations_ask_for_wide_vectors():
     for n_features in range(2, unrolled.MAX_UNROLLED_FEATURES + 1):
-        source = inspect.getsource(getattr(unrolled, f"_log_prob_{n_features}").py_func)
-        assert "\n    prefer_wide_vectors()\n" in source, n_features
+        for family in ("_log_prob_full", "_append_pairs", "_flush_pairs"):
+            source = inspect.getsource(getattr(unrolled, f"{family}_{n_features}").py_func)
+            assert "\n    prefer_wide_vectors()\n" in source, (family, n_features)
 
 
 def test_generated_module_is_current():

@@ -7,6 +7,7 @@ import pytest
 
 from fastem import GaussianMixture, reference
 from fastem import _gaussian_kernels as kernels
+from fastem._unrolled_full import MAX_UNROLLED_FEATURES
 from fastem.gaussian_mixture import (
     GaussianParams,
     covariances_from_precisions,
@@ -177,6 +178,39 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
     else:
         assert ((soft_per_block > 0) & (soft_per_block <= 0.5)).sum() >= 10
         assert (soft_per_block > 0.5).any()
+    stats = estep(X, sample_weight, params, "full")
+    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
+    rtol = RTOL[dtype]
+    for got, want in zip((stats.resp_sum, stats.first, stats.second), expected[:3]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    np.testing.assert_allclose(stats.log_likelihood, expected[3], rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_features", range(1, MAX_UNROLLED_FEATURES + 2))
+def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
+    """Two to MAX_UNROLLED_FEATURES features have generated code for the
+    log-densities and for both halves of the sparse accumulation (appending
+    rows to the pair buffers, adding the buffers to the statistics); one and
+    more features take the general loops. Separated blobs in random order, so
+    the pair buffers are used, filled and flushed in every chunk, with some
+    rows shared between components.
+    """
+    from fastem._numba import CHUNK_ROWS
+    from fastem.datasets import make_blobs
+
+    n_components = 6
+    X, _ = make_blobs(CHUNK_ROWS + 700, n_features, n_components, separation=8.0, random_state=n_features)
+    X = np.random.default_rng(0).permutation(X).astype(dtype)
+    sample_weight = np.random.default_rng(1).uniform(0, 2, len(X))
+    model = GaussianMixture(n_components, covariance_type="full", random_state=0).fit(X)
+    params = GaussianParams(model.weights_, model.means_.astype(np.float64), model.covariances_, model.precisions_cholesky_)
+    params.means = params.means.astype(dtype).astype(np.float64)
+    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    covariances = np.linalg.inv(params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2))
+    resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
+    assert ((resp > 1e-12) & (resp < 0.5)).any()  # some rows shared between components
+    assert ((resp > 1e-12).sum(axis=0) / len(X)).min() < 0.25  # some component goes through the pair buffers
     stats = estep(X, sample_weight, params, "full")
     expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
     rtol = RTOL[dtype]
