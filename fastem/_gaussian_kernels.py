@@ -369,7 +369,8 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_flag, soft_rows, so
     and ``sum w_row`` to ``totals[1]``; rows of weight zero contribute
     nothing (not even a NaN from ``0 * -inf``). ``row_max``, ``row_flag``
     (n_rows), ``soft_rows`` (n_rows) and ``soft_prob`` (k, n_rows) are
-    scratch.
+    scratch; ``row_flag`` holds each row's close components beyond one, then
+    ``_exp_normalise``'s reciprocal totals.
     """
     prefer_wide_vectors()
     n_components = log_prob.shape[0]
@@ -402,19 +403,21 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_flag, soft_rows, so
     log_likelihood = 0.0
     weight_total = 0.0
     if n_finite < n_rows or 2 * excess > n_rows:
-        # Mostly soft (or not finite): the exp path over the whole block.
+        # Many close components beyond one per row (perhaps in a few rows
+        # only), or a maximum that is not finite: the exp over the whole block.
         _exp_normalise(log_prob, n_rows, row_max, row_flag)
         for row in range(n_rows):
             w = weights[row]
             log_likelihood += w * row_max[row] if w != 0.0 else 0.0
             weight_total += w
     else:
-        # Mostly hard. The soft rows (at most `excess`) are copied out to
-        # contiguous columns so that the exp runs on them alone, the whole
-        # block is written as if hard, and the soft rows' responsibilities
-        # are copied back over it. (After six iterations at eight features
-        # and sixteen components a tenth of the rows are soft, spread over
-        # every block, so few blocks are entirely hard.)
+        # At most n_rows / 2 soft rows (there are at most `excess`), or none.
+        # The soft rows are copied out to contiguous columns so that the exp
+        # runs on them alone, the whole block is written as if hard, and the
+        # soft rows' responsibilities are copied back over it. (After six
+        # iterations at eight features and sixteen components a tenth of the
+        # rows are soft, spread over every block, so few blocks are entirely
+        # hard.)
         n_soft = 0
         if excess > 0:
             for row in range(n_rows):
@@ -470,8 +473,10 @@ def _exp_normalise(values, n_cols, col_max, scratch):
     for t in range(n_cols):
         total = scratch[t]
         scratch[t] = 1.0 / total  # one division per column, then multiplications
-        # total >= 1 (the largest term is exp(0)), so its log is safe; a column
-        # whose max is -inf or NaN gives a non-finite total, caught in Python.
+        # With a finite maximum, total >= 1 (the largest term is exp(0)), so
+        # its log is safe. A maximum of -inf, +inf or NaN gives a total of 0 or
+        # NaN and a non-finite log-sum-exp, which the caller's totals carry to
+        # the check in Python.
         col_max[t] += _log_positive(total)
     for j in range(n_components):
         for t in range(n_cols):

@@ -1,4 +1,4 @@
-"""Write ``fastem/_unrolled_full.py``: full-covariance log-densities unrolled for few features.
+"""Write ``fastem/_unrolled_full.py``: full-covariance loops unrolled for few features.
 
 Run from the repository root after changing this file::
 
@@ -59,8 +59,9 @@ count it does not cover (the caller then runs its general loops):
       log_prob[j, row] = log_const[j] - 0.5 * || (x_row - mean_j) @ prec_chol_j ||^2
 
   as ``_log_prob_full_block`` in ``_gaussian_kernels`` does for any feature
-  count: the differences are formed first, then projected by the upper
-  triangular ``prec_chol_j`` (column ``c`` needs features ``0..c``).
+  count (up to rounding): the differences are formed first, then projected
+  by the upper triangular ``prec_chol_j`` (column ``c`` needs features
+  ``0..c``).
 * ``append_pairs_unrolled`` and ``flush_pairs_unrolled`` are the two halves
   of the sparse accumulation (see ``_accumulate_full_block``): copying a
   component's rows into its pair buffer, and adding the buffer to

@@ -193,8 +193,9 @@ def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     log-densities and for both halves of the sparse accumulation (appending
     rows to the pair buffers, adding the buffers to the statistics); one and
     more features take the general loops. Separated blobs in random order, so
-    the pair buffers are used, filled and flushed in every chunk, with some
-    rows shared between components.
+    components go through the pair buffers, flushed at the end of every
+    chunk, with some rows shared between components. (A flush of a full
+    buffer in mid-chunk is covered at five features by the test above.)
     """
     from fastem._numba import CHUNK_ROWS
     from fastem.datasets import make_blobs
