@@ -33,8 +33,13 @@ keeps second moments accurate when the data sit far from the origin.
 
 Responsibilities below 2**-52 of their row are exactly 0, so the accumulation
 visits only the rows a component really owns (found with bit masks, gathered
-in per-component buffers when few), and a block where every row has a single
-owner skips exp, log and division altogether.
+in per-component buffers when few). A row with a single owner needs no exp,
+log or division: a block of such rows skips them altogether, and a block with
+few shared rows runs them on those rows alone.
+
+For two to eight features the full-covariance log-densities and pair buffers
+use generated straight-line code (``_unrolled_full``), with these loops as the
+general case.
 """
 
 from __future__ import annotations
@@ -510,7 +515,10 @@ def _select_rows(resp, j, n_rows, n_features, index):
 
 @helper
 def _list_nonzero(values, n_rows, index):
-    """Write the positions of the non-zero entries of ``values[:n_rows]``, in increasing order, into ``index``; return their number."""
+    """Write the positions of the non-zero entries of ``values[:n_rows]`` into ``index``.
+
+    Returns their number; the positions are in increasing order.
+    """
     prefer_wide_vectors()
     # Which entries are non-zero is data-dependent: a branch per row would be
     # mispredicted for a large share of them (that once cost more than all the
