@@ -35,7 +35,7 @@ Responsibilities below 2**-52 of their row are exactly 0, so the accumulation
 visits only the rows a component really owns (found with bit masks, gathered
 in per-component buffers when few). A row with a single owner needs no exp,
 log or division: a block of such rows skips them altogether, and a block with
-few shared rows runs them on those rows alone.
+few close components beyond one per row runs them on its shared rows alone.
 
 For two to eight features the full-covariance log-densities and pair buffers
 use generated straight-line code (``_unrolled_full``), with these loops as the

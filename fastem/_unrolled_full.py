@@ -21,8 +21,10 @@ count it does not cover (the caller then runs its general loops):
 
 Written out for a fixed feature count, the work for one row (or one pair) is
 straight-line code inside the loop over rows, which LLVM vectorises with the
-intermediates and the sums in registers. The generator's docstring has the
-measurements.
+intermediates in registers; the flush's ``1 + d + d (d + 1) / 2`` sums are
+local variables too (in registers up to about five features; from six, some
+live on the stack, still fewer memory accesses than one pass per sum). The
+generator's docstring has the measurements.
 """
 
 from fastem._numba import helper, prefer_wide_vectors

@@ -4,8 +4,9 @@
 without an exp, runs the exp on the soft rows alone when they are few, and on
 the whole block otherwise. The paths must give the same responsibilities and
 totals, so the tests of whole fits cannot tell which one ran; here the scratch
-arrays show it: only the few-soft-rows path lists rows in ``soft_rows``, and
-only a path with an exp writes ``soft_prob`` or reaches ``_exp_normalise``.
+arrays show it: only the few-soft-rows path lists rows in ``soft_rows`` and
+writes ``soft_prob``, and only a path with an exp writes ``row_flag`` (the
+hard path leaves it alone).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastem import _unrolled_full as unrolled
 
 N_ROWS = 128
 N_COMPONENTS = 4
-UNTOUCHED = -7  # sentinel in soft_rows
+UNTOUCHED = -7  # sentinel in soft_rows and row_flag
 
 
 def _hard_block(rng):
@@ -32,13 +33,12 @@ def _hard_block(rng):
 def _normalise(log_prob, weights):
     """Run the kernel helper; return responsibilities, totals and the scratch arrays."""
     resp = log_prob.copy()
+    row_flag = np.full(N_ROWS, float(UNTOUCHED))
     soft_rows = np.full(N_ROWS, UNTOUCHED, np.intp)
     soft_prob = np.full((N_COMPONENTS, N_ROWS), np.nan)
     totals = np.zeros(2)
-    kernels._normalise_block(
-        resp, N_ROWS, weights, np.empty(N_ROWS), np.empty(N_ROWS), soft_rows, soft_prob, totals,
-    )
-    return resp, totals, soft_rows, soft_prob
+    kernels._normalise_block(resp, N_ROWS, weights, np.empty(N_ROWS), row_flag, soft_rows, soft_prob, totals)
+    return resp, totals, soft_rows, soft_prob, row_flag
 
 
 def _expected(log_prob, weights):
@@ -63,9 +63,9 @@ def test_a_hard_block_is_written_without_an_exp():
     rng = np.random.default_rng(0)
     log_prob = _hard_block(rng)
     weights = rng.uniform(0.0, 2.0, N_ROWS)
-    resp, totals, soft_rows, soft_prob = _normalise(log_prob, weights)
+    resp, totals, soft_rows, soft_prob, row_flag = _normalise(log_prob, weights)
     _check(log_prob, weights, resp, totals)
-    assert set(np.unique(resp)) == {0.0, 1.0}
+    assert (row_flag == UNTOUCHED).all()  # no exp ran
     assert (soft_rows == UNTOUCHED).all() and np.isnan(soft_prob).all()
 
 
@@ -76,56 +76,83 @@ def test_a_few_soft_rows_run_the_exp_alone():
     log_prob[:, soft] = rng.uniform(-3.0, 0.0, size=(N_COMPONENTS, len(soft)))  # several close components
     log_prob[2, 17] = -40.0  # one component of a soft row far enough to be flushed
     weights = rng.uniform(0.0, 2.0, N_ROWS)
-    weights[64] = 0.0  # a soft row of weight zero adds nothing
-    resp, totals, soft_rows, soft_prob = _normalise(log_prob, weights)
+    weights[64] = 0.0  # the soft rows' weights are looked up through the list of rows
+    resp, totals, soft_rows, soft_prob, row_flag = _normalise(log_prob, weights)
     _check(log_prob, weights, resp, totals)
     assert soft_rows[:len(soft)].tolist() == soft.tolist()  # the few-soft-rows path listed them
     assert (soft_rows[len(soft):] == UNTOUCHED).all()
     assert np.isfinite(soft_prob[:, :len(soft)]).all() and np.isnan(soft_prob[:, len(soft):]).all()
-    hard = np.setdiff1d(np.arange(N_ROWS), soft)
-    assert set(np.unique(resp[:, hard])) == {0.0, 1.0}
 
 
 def test_a_mostly_soft_block_runs_the_exp_on_every_row():
     rng = np.random.default_rng(2)
     log_prob = rng.uniform(-3.0, 0.0, size=(N_COMPONENTS, N_ROWS))
     weights = rng.uniform(0.0, 2.0, N_ROWS)
-    resp, totals, soft_rows, soft_prob = _normalise(log_prob, weights)
+    resp, totals, soft_rows, soft_prob, row_flag = _normalise(log_prob, weights)
     _check(log_prob, weights, resp, totals)
     assert (soft_rows == UNTOUCHED).all() and np.isnan(soft_prob).all()  # no copies: the whole block
+    assert (row_flag != UNTOUCHED).all()  # the exp ran on every row
 
 
 @pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
-def test_a_row_without_a_finite_maximum_makes_the_total_non_finite(bad):
-    # Such a row has no close component; in a block of hard rows it must not
-    # be mistaken for one, or its overflow would be hidden.
+def test_a_row_without_a_finite_maximum_does_not_hide_a_shared_row(bad):
+    # Such a row has no close component, and a row with two close components
+    # makes up for it in the block's count (excess 0): written as hard, the
+    # shared row would get two responsibilities of 1. The block must take the
+    # exp path, which also makes the total non-finite for the check in Python.
     rng = np.random.default_rng(3)
     log_prob = _hard_block(rng)
     log_prob[:, 40] = bad
+    log_prob[:, 41] = -60.0
+    log_prob[0, 41], log_prob[1, 41] = -1.0, -1.5  # two close components
     weights = np.ones(N_ROWS)
-    _, totals, _, _ = _normalise(log_prob, weights)
+    resp, totals, soft_rows, _, row_flag = _normalise(log_prob, weights)
     assert not np.isfinite(totals[0])
+    want, _, _ = _expected(log_prob[:, 41:42], weights[41:42])
+    np.testing.assert_allclose(resp[:, 41], want[:, 0], rtol=1e-14)
+    assert (row_flag != UNTOUCHED).all() and (soft_rows == UNTOUCHED).all()  # the exp on the whole block
 
 
 def test_unrolled_dispatchers_cover_two_to_max_features():
     # The general loops give the same results up to rounding, so a dispatcher
-    # that stopped dispatching would go unnoticed by the other tests.
-    k, n_rows, capacity = 2, 16, 16
+    # that stopped dispatching, or dispatched to the wrong feature count,
+    # would go unnoticed by the tests of whole fits.
+    rng = np.random.default_rng(4)
+    k, n_rows, capacity, count = 2, 16, 16, 5
     for n_features in range(1, unrolled.MAX_UNROLLED_FEATURES + 2):
         covered = 2 <= n_features <= unrolled.MAX_UNROLLED_FEATURES
-        xt = np.ones((n_features, n_rows))
-        log_prob = np.zeros((k, n_rows))
-        assert unrolled.log_prob_full_unrolled(
-            xt, n_rows, np.zeros((k, n_features)), np.zeros((k, n_features, n_features)), np.zeros(k), log_prob,
-        ) == covered
+        xt = rng.normal(size=(n_features, n_rows))
+        means = rng.normal(size=(k, n_features))
+        prec_chol = np.triu(rng.normal(size=(k, n_features, n_features)))
+        log_const = rng.normal(size=k)
+        log_prob = np.full((k, n_rows), np.nan)
+        assert unrolled.log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, log_prob) == covered
+        if covered:
+            projected = np.einsum("rf,jfc->jrc", xt.T, prec_chol) - np.einsum("jf,jfc->jc", means, prec_chol)[:, None]
+            want = log_const[:, None] - 0.5 * (projected**2).sum(axis=2)
+            np.testing.assert_allclose(log_prob, want, rtol=1e-12)
+        else:
+            assert np.isnan(log_prob).all()
+
+        weights = rng.uniform(0.5, 1.5, n_rows)
+        resp = rng.uniform(0.1, 1.0, (k, n_rows))
+        rows = np.array([0, 3, 4, 9, 15])
         pair_diff = np.zeros((k, n_features, capacity))
         pair_weight = np.zeros((k, capacity))
         assert unrolled.append_pairs_unrolled(
-            1, xt, np.ones(n_rows), np.ones((k, n_rows)), np.zeros((k, n_features)), np.arange(4), 4,
-            pair_diff, pair_weight, 0,
+            1, xt, weights, resp, means, rows, count, pair_diff, pair_weight, 2,
         ) == covered
-        resp_sum = np.zeros(k)
-        assert unrolled.flush_pairs_unrolled(
-            1, pair_diff, pair_weight, 4, resp_sum, np.zeros((k, n_features)), np.zeros((k, n_features, n_features)),
-        ) == covered
-        assert resp_sum.tolist() == ([0.0, 4.0] if covered else [0.0, 0.0])
+        resp_sum, first, second = np.zeros(k), np.zeros((k, n_features)), np.zeros((k, n_features, n_features))
+        assert unrolled.flush_pairs_unrolled(1, pair_diff, pair_weight, 2 + count, resp_sum, first, second) == covered
+        if covered:
+            diff = xt[:, rows] - means[1][:, None]
+            w = weights[rows] * resp[1, rows]
+            np.testing.assert_allclose(pair_diff[1, :, 2:2 + count], diff, rtol=1e-15)
+            np.testing.assert_allclose(pair_weight[1, 2:2 + count], w, rtol=1e-15)
+            np.testing.assert_allclose(resp_sum, [0.0, w.sum()], rtol=1e-14)
+            np.testing.assert_allclose(first[1], diff @ w, rtol=1e-13)
+            upper = np.triu(np.ones((n_features, n_features), bool))
+            np.testing.assert_allclose(second[1][upper], ((diff * w) @ diff.T)[upper], rtol=1e-13)
+            assert not first[0].any() and not second[0].any()
+        else:
+            assert not pair_diff.any() and not pair_weight.any() and not resp_sum.any()
