@@ -240,7 +240,7 @@ def _log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, ma
     # Up to MAX_UNROLLED_FEATURES, generated code does the whole product for
     # a row in registers (see fastem/_unrolled_full.py); the loops below
     # serve any feature count.
-    if log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, log_prob):
+    if log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
         return
     for j in range(n_components):
         for feature in range(n_features):
@@ -821,7 +821,9 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(max(BLOCK_ROWS, capacity))
             loop_components = 0 if use_blas else n_components
-            pair_diff = np.empty((loop_components, n_features, capacity))
+            # Differences are formed in X's dtype, so a float32 buffer loses nothing
+            # and halves the traffic; the flush multiplies and sums in float64.
+            pair_diff = np.empty((loop_components, n_features, capacity), X.dtype)
             pair_weight = np.empty((loop_components, capacity))
             pair_count = np.zeros(loop_components, np.intp)
             blas_rows = BLOCK_ROWS if use_blas else 0

@@ -33,7 +33,7 @@ MAX_UNROLLED_FEATURES = 8
 
 
 @helper
-def _log_prob_full_2(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_2(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -47,11 +47,13 @@ def _log_prob_full_2(xt, n_rows, means, prec_chol, log_const, log_prob):
             d1 = xt[1, row] - m1
             t0 = d0 * p0_0
             t1 = d0 * p0_1 + d1 * p1_1
-            log_prob[j, row] = const - 0.5 * (t0 * t0 + t1 * t1)
+            maha[row] = t0 * t0 + t1 * t1
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def _log_prob_full_3(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_3(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -71,11 +73,13 @@ def _log_prob_full_3(xt, n_rows, means, prec_chol, log_const, log_prob):
             t0 = d0 * p0_0
             t1 = d0 * p0_1 + d1 * p1_1
             t2 = d0 * p0_2 + d1 * p1_2 + d2 * p2_2
-            log_prob[j, row] = const - 0.5 * (t0 * t0 + t1 * t1 + t2 * t2)
+            maha[row] = t0 * t0 + t1 * t1 + t2 * t2
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def _log_prob_full_4(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_4(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -102,11 +106,13 @@ def _log_prob_full_4(xt, n_rows, means, prec_chol, log_const, log_prob):
             t1 = d0 * p0_1 + d1 * p1_1
             t2 = d0 * p0_2 + d1 * p1_2 + d2 * p2_2
             t3 = d0 * p0_3 + d1 * p1_3 + d2 * p2_3 + d3 * p3_3
-            log_prob[j, row] = const - 0.5 * (t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3)
+            maha[row] = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def _log_prob_full_5(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_5(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -144,14 +150,16 @@ def _log_prob_full_5(xt, n_rows, means, prec_chol, log_const, log_prob):
                 d0 * p0_4 + d1 * p1_4 + d2 * p2_4 + d3 * p3_4 +
                 d4 * p4_4
             )
-            log_prob[j, row] = const - 0.5 * (
+            maha[row] = (
                 t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3 +
                 t4 * t4
             )
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def _log_prob_full_6(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_6(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -201,14 +209,16 @@ def _log_prob_full_6(xt, n_rows, means, prec_chol, log_const, log_prob):
                 d0 * p0_5 + d1 * p1_5 + d2 * p2_5 + d3 * p3_5 +
                 d4 * p4_5 + d5 * p5_5
             )
-            log_prob[j, row] = const - 0.5 * (
+            maha[row] = (
                 t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3 +
                 t4 * t4 + t5 * t5
             )
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def _log_prob_full_7(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_7(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -271,14 +281,16 @@ def _log_prob_full_7(xt, n_rows, means, prec_chol, log_const, log_prob):
                 d0 * p0_6 + d1 * p1_6 + d2 * p2_6 + d3 * p3_6 +
                 d4 * p4_6 + d5 * p5_6 + d6 * p6_6
             )
-            log_prob[j, row] = const - 0.5 * (
+            maha[row] = (
                 t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3 +
                 t4 * t4 + t5 * t5 + t6 * t6
             )
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, log_prob):
+def _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     prefer_wide_vectors()
     for j in range(means.shape[0]):
         m0 = means[j, 0]
@@ -355,34 +367,38 @@ def _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, log_prob):
                 d0 * p0_7 + d1 * p1_7 + d2 * p2_7 + d3 * p3_7 +
                 d4 * p4_7 + d5 * p5_7 + d6 * p6_7 + d7 * p7_7
             )
-            log_prob[j, row] = const - 0.5 * (
+            maha[row] = (
                 t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3 +
                 t4 * t4 + t5 * t5 + t6 * t6 + t7 * t7
             )
+        for row in range(n_rows):
+            log_prob[j, row] = const - 0.5 * maha[row]
 
 
 @helper
-def log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, log_prob):
+def log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
     """Fill ``log_prob[:, :n_rows]`` for one block; see ``_log_prob_full_block``.
+
+    ``maha`` (n_rows, X's dtype) is scratch.
 
     Return False, doing nothing, for a feature count without a specialisation;
     the caller then uses its general loops.
     """
     n_features = xt.shape[0]
     if n_features == 2:
-        _log_prob_full_2(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_2(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     elif n_features == 3:
-        _log_prob_full_3(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_3(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     elif n_features == 4:
-        _log_prob_full_4(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_4(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     elif n_features == 5:
-        _log_prob_full_5(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_5(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     elif n_features == 6:
-        _log_prob_full_6(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_6(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     elif n_features == 7:
-        _log_prob_full_7(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_7(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     elif n_features == 8:
-        _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, log_prob)
+        _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
     else:
         return False
     return True

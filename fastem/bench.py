@@ -48,8 +48,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from numba import prange
+
 import fastem
 from fastem import reference
+from fastem._numba import helper, kernel, prefer_wide_vectors
 from fastem.datasets import make_blobs
 from fastem.exceptions import ConvergenceWarning
 
@@ -410,6 +413,95 @@ def time_per_iteration(run, settings: Settings, estimate: float | None = None) -
     return Timing(float(np.median(samples)), iterations, repeats, result, estimate)
 
 
+def time_alternating(runs: dict, settings: Settings) -> dict:
+    """:func:`time_per_iteration` for several variants of one fit, alternating them within every repeat.
+
+    Timing all repeats of one variant and then all of the other lets a slow
+    change of the machine (another tenant, a clock change) fall on one
+    variant only; on this project's shared machines that moved the ratio of
+    two such blocks by more than 10% between runs. Alternating spreads the
+    change over both, which is what a ratio between them needs.
+
+    Parameters
+    ----------
+    runs : dict
+        ``label -> run``, each ``run(max_iter) -> FitResult``.
+    settings : Settings
+        The budget applies to each variant, as in :func:`time_per_iteration`.
+
+    Returns
+    -------
+    dict
+        ``label -> Timing``, every variant with the same iterations and repeats.
+    """
+    estimates = {}
+    for label, run in runs.items():
+        run(1)
+        estimates[label], _ = _timed(lambda: run(1))
+    iterations, repeats = _plan(max(estimates.values()), settings)
+    samples = {label: [] for label in runs}
+    results = {}
+    for _ in range(repeats):
+        for label, run in runs.items():
+            one, _ = _timed(lambda: run(1))
+            many, results[label] = _timed(lambda: run(1 + iterations))
+            samples[label].append((many - one) / iterations)
+    return {
+        label: Timing(float(np.median(samples[label])), iterations, repeats, results[label], estimates[label])
+        for label in runs
+    }
+
+
+@helper
+def _busy_task(values, repeats):
+    """Evaluate a cubic at every value ``repeats`` times: independent multiply-adds, no memory traffic."""
+    prefer_wide_vectors()
+    total = 0.0
+    for repeat in range(repeats):
+        c = 1e-9 * repeat
+        for i in range(values.shape[0]):
+            v = values[i]
+            total += ((v * v + c) * v + c) * v + c
+    return total
+
+
+@kernel
+def busy_tasks(values, repeats):
+    """:func:`_busy_task` on 64 equal slices of ``values`` in parallel; returns the sum of the results."""
+    n_tasks = 64
+    size = values.shape[0] // n_tasks
+    results = np.zeros(n_tasks)
+    for task in prange(n_tasks):
+        results[task] = _busy_task(values[task * size:(task + 1) * size], repeats)
+    return results.sum()
+
+
+def parallel_ceiling(n_threads: int, pairs: int = 5) -> list:
+    """How much faster ``n_threads`` threads run work that needs nothing from each other than 1 thread.
+
+    A Numba kernel of the same build as fastem's (``prange`` over 64 equal
+    tasks, 512-bit vectors) evaluates a polynomial over arrays that stay in
+    each core's L1 cache: no shared data, no memory traffic, no serial part.
+    On a machine whose cores are really free it scales with the thread count;
+    on a virtual machine whose cores are shared with other tenants it shows
+    how much speed-up the machine itself allowed while it was measured.
+    Returns the ``pairs`` ratios (1-thread time / n-thread time), each from
+    back-to-back runs.
+    """
+    from fastem._numba import numba_threads
+
+    values = np.linspace(0.5, 1.0, 64 * 2048)
+    busy_tasks(values, 1)  # compile (or load from the cache)
+    ratios = []
+    for _ in range(pairs):
+        seconds = {}
+        for threads in (1, n_threads):
+            with numba_threads(threads):
+                seconds[threads], _ = _timed(lambda: busy_tasks(values, 2000))
+        ratios.append(seconds[1] / seconds[n_threads])
+    return ratios
+
+
 def _naive_estimate(X, init, covariance_type) -> float:
     """Seconds per naive iteration on all of X, scaled linearly from at most NAIVE_PILOT_ROWS rows."""
     rows = min(X.shape[0], NAIVE_PILOT_ROWS)
@@ -662,7 +754,7 @@ DTYPE_COLUMNS = [
     "rel. log-likelihood diff",
     "max rel. param diff",
 ]
-THREAD_COLUMNS = ["case", "n_jobs=1 ms/iter", "all threads ms/iter", "threads", "speed-up"]
+THREAD_COLUMNS = ["case", "n_jobs=1 ms/iter", "all threads ms/iter", "threads", "speed-up", "machine's ceiling (range)"]
 FIRST_FIT_COLUMNS = [
     "case",
     "import fastem s",
@@ -756,15 +848,12 @@ def run_dtype_case(case: Case, settings: Settings, report: Report) -> None:
     X64 = make_data(n_samples, case.n_features, case.n_components, np.float64, settings.seed)
     X32 = X64.astype(np.float32)
     init = initial_parameters(X64, case.n_components, case.covariance_type, settings.seed)
-    timings = {}
-    for X in (X64, X32):
-        _log(f"{case.name}: fastem {X.dtype}")
-        timings[X.dtype.name] = time_per_iteration(
-            lambda max_iter, X=X: fit("fastem", X, init, case.covariance_type, max_iter), settings
-        )
+    _log(f"{case.name}: fastem float64 and float32, alternating")
+    timings = time_alternating(
+        {X.dtype.name: (lambda max_iter, X=X: fit("fastem", X, init, case.covariance_type, max_iter)) for X in (X64, X32)},
+        settings,
+    )
     single, double = timings["float32"], timings["float64"]
-    if single.iterations != double.iterations:  # the budget cut one of them short: compare equal lengths
-        single.result = fit("fastem", X32, init, case.covariance_type, 1 + double.iterations)
     reference_bound = double.result.lower_bound
     log_likelihood_difference = abs(single.result.lower_bound - reference_bound) / abs(reference_bound)
     report.dtype_rows.append(
@@ -786,21 +875,28 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
     n_samples = _n_samples_for(case, settings)
     X = make_data(n_samples, case.n_features, case.n_components, np.float64, settings.seed)
     init = initial_parameters(X, case.n_components, case.covariance_type, settings.seed)
-    timings = {}
-    for n_jobs in (1, max_threads()):
-        _log(f"{case.name}: fastem n_jobs={n_jobs}")
-        timings[n_jobs] = time_per_iteration(
-            lambda max_iter, n_jobs=n_jobs: fit("fastem", X, init, case.covariance_type, max_iter, n_jobs=n_jobs),
-            settings,
-        )
-    one, every = timings[1], timings[max_threads()]
+    threads = max_threads()
+    _log(f"{case.name}: the machine's parallel ceiling")
+    ceiling = parallel_ceiling(threads)
+    _log(f"{case.name}: fastem n_jobs=1 and n_jobs={threads}, alternating")
+    timings = time_alternating(
+        {
+            n_jobs: (lambda max_iter, n_jobs=n_jobs: fit("fastem", X, init, case.covariance_type, max_iter, n_jobs=n_jobs))
+            for n_jobs in (1, threads)
+        },
+        settings,
+    )
+    _log(f"{case.name}: the machine's parallel ceiling, again")
+    ceiling += parallel_ceiling(threads)
+    one, every = timings[1], timings[threads]
     report.thread_rows.append(
         [
             _data_label(case, n_samples, np.float64),
             _ms(one.per_iteration),
             _ms(every.per_iteration),
-            str(max_threads()),
+            str(threads),
             _times(_ratio(one.per_iteration, every.per_iteration)),
+            f"{_times(float(np.median(ceiling)))} ({_times(min(ceiling))} to {_times(max(ceiling))})",
         ]
     )
 
@@ -989,8 +1085,9 @@ def render(report: Report) -> str:
         f"**ms/iter** is `(t(max_iter=1+m) - t(max_iter=1)) / m`, the median of up to {settings.repeats} repeats "
         f"with m = {settings.iterations} (fewer where one implementation would exceed {settings.budget:.0f} s on a "
         "case), so one-off work (validation, compilation, scikit-learn's initial M-step and final E-step) is "
-        "excluded. The data are seeded blobs (`fastem.datasets.make_blobs`) in random row order, float64 unless "
-        "stated.",
+        "excluded. The two fits compared in the float32 and threads tables alternate within every repeat, so that "
+        "a slow change of the machine falls on both. The data are seeded blobs (`fastem.datasets.make_blobs`) in "
+        "random row order, float64 unless stated.",
     ]
     if report.em_rows:
         memory = f"measured with {report.memory_method}" if settings.memory else "not measured (`--no-memory`)"
@@ -1022,7 +1119,17 @@ def render(report: Report) -> str:
             markdown_table(DTYPE_COLUMNS, report.dtype_rows),
         ]
     if report.thread_rows:
-        parts += ["", "## Threads (fastem `n_jobs`)", "", markdown_table(THREAD_COLUMNS, report.thread_rows)]
+        parts += [
+            "",
+            "## Threads (fastem `n_jobs`)",
+            "",
+            "**machine's ceiling**: the speed-up of a kernel built like fastem's whose tasks share nothing and "
+            "stay in each core's L1 cache (`fastem.bench.parallel_ceiling`), as the median (and range) of 10 "
+            "back-to-back pairs of runs, half just before and half just after the fits. It is what this machine "
+            "allowed while the case ran.",
+            "",
+            markdown_table(THREAD_COLUMNS, report.thread_rows),
+        ]
     if report.first_fit_rows:
         parts += [
             "",

@@ -7,6 +7,7 @@ measured by the script and by asv, not asserted here.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from fastem import bench
+from fastem._numba import max_threads
 
 
 def cells(line: str) -> list:
@@ -47,7 +49,7 @@ def quick_report(tmp_path_factory):
     # Peak memory needs child processes (about a second each to start);
     # test_peak_memory_is_measured_in_a_child_process covers it once.
     argv = ["--quick", "--n-samples", "300", "--repeats", "1", "--iterations", "1", "--no-memory"]
-    argv += ["--cases", "full_d2_k3,float32", "--output", str(path)]
+    argv += ["--cases", "full_d2_k3,float32,threads", "--output", str(path)]
     assert bench.main(argv) == 0
     return path.read_text(encoding="utf-8")
 
@@ -78,10 +80,45 @@ def test_float32_table_reports_a_small_log_likelihood_difference(quick_report):
     assert number(dict(zip(header, rows[0]))["rel. log-likelihood diff"]) < 1e-4
 
 
+def test_threads_table_reports_the_speed_up_next_to_the_machines_ceiling(quick_report):
+    threads_section = quick_report[quick_report.index("## Threads") :]
+    header, rows = table_rows(threads_section, "case")
+    assert header == bench.THREAD_COLUMNS and len(rows) == 1
+    row = dict(zip(header, rows[0]))
+    assert number(row["speed-up"].rstrip("×")) > 0
+    median, low, high = re.fullmatch(r"(\S+)× \((\S+)× to (\S+)×\)", row["machine's ceiling (range)"]).groups()
+    assert 0 < number(low) <= number(median) <= number(high)
+
+
+def test_alternating_timing_interleaves_the_variants_and_times_them_alike():
+    calls = []
+
+    def variant(label):
+        def run(max_iter):
+            calls.append((label, max_iter))
+            return bench.FitResult(np.ones(1), np.ones((1, 1)), np.ones((1, 1, 1)), -1.0, max_iter)
+
+        return run
+
+    settings = bench.Settings(iterations=3, repeats=4, budget=60.0)
+    timings = bench.time_alternating({"a": variant("a"), "b": variant("b")}, settings)
+    timed = calls[4:]  # after a warm-up and a pilot run(1) of each
+    assert calls[:4] == [("a", 1), ("a", 1), ("b", 1), ("b", 1)]
+    assert timed == [("a", 1), ("a", 4), ("b", 1), ("b", 4)] * 4
+    for label in "ab":
+        assert (timings[label].iterations, timings[label].repeats) == (3, 4)
+        assert timings[label].result.n_iter == 4 and timings[label].per_iteration is not None
+
+
+def test_parallel_ceiling_returns_one_positive_ratio_per_pair():
+    ratios = bench.parallel_ceiling(max_threads(), pairs=2)
+    assert len(ratios) == 2 and all(np.isfinite(ratio) and ratio > 0 for ratio in ratios)
+
+
 def test_report_records_the_machine_and_the_command(quick_report):
     assert "## Machine" in quick_report and "CPU:" in quick_report and "numba" in quick_report
     assert "python -m fastem.bench --quick --n-samples 300 --repeats 1" in quick_report
-    assert "--cases full_d2_k3,float32 --output" in quick_report
+    assert "--cases full_d2_k3,float32,threads --output" in quick_report
 
 
 def test_peak_memory_is_measured_in_a_child_process():

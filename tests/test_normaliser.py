@@ -126,7 +126,8 @@ def test_unrolled_dispatchers_cover_two_to_max_features():
         prec_chol = np.triu(rng.normal(size=(k, n_features, n_features)))
         log_const = rng.normal(size=k)
         log_prob = np.full((k, n_rows), np.nan)
-        assert unrolled.log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, log_prob) == covered
+        maha = np.empty(n_rows)
+        assert unrolled.log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob) == covered
         if covered:
             projected = np.einsum("rf,jfc->jrc", xt.T, prec_chol) - np.einsum("jf,jfc->jc", means, prec_chol)[:, None]
             want = log_const[:, None] - 0.5 * (projected**2).sum(axis=2)
