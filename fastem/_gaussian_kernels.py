@@ -37,9 +37,9 @@ in per-component buffers when few). A row with a single owner needs no exp,
 log or division: a block of such rows skips them altogether, and a block with
 few close components beyond one per row runs them on its shared rows alone.
 
-For two to eight features the full-covariance log-densities and pair buffers
-use generated straight-line code (``_unrolled_full``), with these loops as the
-general case.
+For two to eight features the full-covariance log-densities and accumulation
+(dense, and through the pair buffers) use generated straight-line code
+(``_unrolled_full``), with these loops as the general case.
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ from fastem._numba import (
     prefer_wide_vectors,
     trailing_zeros,
 )
-from fastem._unrolled_full import append_pairs_unrolled, flush_pairs_unrolled, log_prob_full_unrolled
+from fastem._unrolled_full import (
+    accumulate_dense_unrolled,
+    append_pairs_unrolled,
+    flush_pairs_unrolled,
+    log_prob_full_unrolled,
+)
 
 # Partial statistics of one wave of chunks are kept in memory at once. Bounding
 # their size keeps memory flat for large n_components * n_features**2; the
@@ -632,6 +637,8 @@ def _accumulate_full_block(
                 pair_weight[j, fill + t] = weights[row] * resp[j, row]
                 for feature in range(n_features):
                     pair_diff[j, feature, fill + t] = xt[feature, row] - shift[j, feature]
+            continue
+        if accumulate_dense_unrolled(j, xt, n_rows, weights, resp, shift, resp_sum, first, second):
             continue
         n_j = 0.0
         for t in range(n_rows):

@@ -2,7 +2,7 @@
 # Regenerate with: python setup_helpers/generate_unrolled_kernels.py
 """Full-covariance inner loops for 2 to 8 features, written out for each feature count.
 
-Three families, each with a dispatcher that returns False for a feature
+Four families, each with a dispatcher that returns False for a feature
 count it does not cover (the caller then runs its general loops):
 
 * ``log_prob_full_unrolled`` computes, for one block of rows held transposed
@@ -18,11 +18,13 @@ count it does not cover (the caller then runs its general loops):
   of the sparse accumulation (see ``_accumulate_full_block``): copying a
   component's rows into its pair buffer, and adding the buffer to
   ``N_j, S1_j, S2_j``.
+* ``accumulate_dense_unrolled`` adds ``N_j, S1_j, S2_j`` over every row of a
+  block, for a component that owns most of them (2 to 4 features only).
 
 Written out for a fixed feature count, the work for one row (or one pair) is
 straight-line code inside the loop over rows, which LLVM vectorises with the
-intermediates in registers; the flush's ``1 + d + d (d + 1) / 2`` sums are
-local variables too (in registers up to about five features; from six, some
+intermediates in registers; the accumulations' ``1 + d + d (d + 1) / 2`` sums
+are local variables too (in registers up to about five features; from six, some
 live on the stack, still fewer memory accesses than one pass per sum). The
 generator's docstring has the measurements.
 """
@@ -30,6 +32,7 @@ generator's docstring has the measurements.
 from fastem._numba import helper, prefer_wide_vectors
 
 MAX_UNROLLED_FEATURES = 8
+MAX_DENSE_UNROLLED_FEATURES = 4
 
 
 @helper
@@ -1200,6 +1203,169 @@ def flush_pairs_unrolled(j, pair_diff, pair_weight, count, resp_sum, first, seco
         _flush_pairs_7(j, pair_diff, pair_weight, count, resp_sum, first, second)
     elif n_features == 8:
         _flush_pairs_8(j, pair_diff, pair_weight, count, resp_sum, first, second)
+    else:
+        return False
+    return True
+
+
+@helper
+def _accumulate_dense_2(j, xt, n_rows, weights, resp, shift, resp_sum, first, second):
+    prefer_wide_vectors()
+    c0 = shift[j, 0]
+    c1 = shift[j, 1]
+    n = 0.0
+    f0 = 0.0
+    f1 = 0.0
+    s0_0 = 0.0
+    s0_1 = 0.0
+    s1_1 = 0.0
+    for t in range(n_rows):
+        w = weights[t] * resp[j, t]
+        n += w
+        x0 = xt[0, t] - c0
+        x1 = xt[1, t] - c1
+        wx0 = w * x0
+        wx1 = w * x1
+        f0 += wx0
+        f1 += wx1
+        s0_0 += wx0 * x0
+        s0_1 += wx0 * x1
+        s1_1 += wx1 * x1
+    resp_sum[j] += n
+    first[j, 0] += f0
+    first[j, 1] += f1
+    second[j, 0, 0] += s0_0
+    second[j, 0, 1] += s0_1
+    second[j, 1, 1] += s1_1
+
+
+@helper
+def _accumulate_dense_3(j, xt, n_rows, weights, resp, shift, resp_sum, first, second):
+    prefer_wide_vectors()
+    c0 = shift[j, 0]
+    c1 = shift[j, 1]
+    c2 = shift[j, 2]
+    n = 0.0
+    f0 = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    s0_0 = 0.0
+    s0_1 = 0.0
+    s0_2 = 0.0
+    s1_1 = 0.0
+    s1_2 = 0.0
+    s2_2 = 0.0
+    for t in range(n_rows):
+        w = weights[t] * resp[j, t]
+        n += w
+        x0 = xt[0, t] - c0
+        x1 = xt[1, t] - c1
+        x2 = xt[2, t] - c2
+        wx0 = w * x0
+        wx1 = w * x1
+        wx2 = w * x2
+        f0 += wx0
+        f1 += wx1
+        f2 += wx2
+        s0_0 += wx0 * x0
+        s0_1 += wx0 * x1
+        s0_2 += wx0 * x2
+        s1_1 += wx1 * x1
+        s1_2 += wx1 * x2
+        s2_2 += wx2 * x2
+    resp_sum[j] += n
+    first[j, 0] += f0
+    first[j, 1] += f1
+    first[j, 2] += f2
+    second[j, 0, 0] += s0_0
+    second[j, 0, 1] += s0_1
+    second[j, 0, 2] += s0_2
+    second[j, 1, 1] += s1_1
+    second[j, 1, 2] += s1_2
+    second[j, 2, 2] += s2_2
+
+
+@helper
+def _accumulate_dense_4(j, xt, n_rows, weights, resp, shift, resp_sum, first, second):
+    prefer_wide_vectors()
+    c0 = shift[j, 0]
+    c1 = shift[j, 1]
+    c2 = shift[j, 2]
+    c3 = shift[j, 3]
+    n = 0.0
+    f0 = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    f3 = 0.0
+    s0_0 = 0.0
+    s0_1 = 0.0
+    s0_2 = 0.0
+    s0_3 = 0.0
+    s1_1 = 0.0
+    s1_2 = 0.0
+    s1_3 = 0.0
+    s2_2 = 0.0
+    s2_3 = 0.0
+    s3_3 = 0.0
+    for t in range(n_rows):
+        w = weights[t] * resp[j, t]
+        n += w
+        x0 = xt[0, t] - c0
+        x1 = xt[1, t] - c1
+        x2 = xt[2, t] - c2
+        x3 = xt[3, t] - c3
+        wx0 = w * x0
+        wx1 = w * x1
+        wx2 = w * x2
+        wx3 = w * x3
+        f0 += wx0
+        f1 += wx1
+        f2 += wx2
+        f3 += wx3
+        s0_0 += wx0 * x0
+        s0_1 += wx0 * x1
+        s0_2 += wx0 * x2
+        s0_3 += wx0 * x3
+        s1_1 += wx1 * x1
+        s1_2 += wx1 * x2
+        s1_3 += wx1 * x3
+        s2_2 += wx2 * x2
+        s2_3 += wx2 * x3
+        s3_3 += wx3 * x3
+    resp_sum[j] += n
+    first[j, 0] += f0
+    first[j, 1] += f1
+    first[j, 2] += f2
+    first[j, 3] += f3
+    second[j, 0, 0] += s0_0
+    second[j, 0, 1] += s0_1
+    second[j, 0, 2] += s0_2
+    second[j, 0, 3] += s0_3
+    second[j, 1, 1] += s1_1
+    second[j, 1, 2] += s1_2
+    second[j, 1, 3] += s1_3
+    second[j, 2, 2] += s2_2
+    second[j, 2, 3] += s2_3
+    second[j, 3, 3] += s3_3
+
+
+@helper
+def accumulate_dense_unrolled(j, xt, n_rows, weights, resp, shift, resp_sum, first, second):
+    """Add component j's N_j, S1_j and S2_j (upper triangle, centred at shift_j) over every row of a block.
+
+    One pass over the rows with every sum in a local variable; see
+    ``_accumulate_full_block``.
+
+    Return False, doing nothing, for a feature count without a specialisation;
+    the caller then uses its general loops.
+    """
+    n_features = xt.shape[0]
+    if n_features == 2:
+        _accumulate_dense_2(j, xt, n_rows, weights, resp, shift, resp_sum, first, second)
+    elif n_features == 3:
+        _accumulate_dense_3(j, xt, n_rows, weights, resp, shift, resp_sum, first, second)
+    elif n_features == 4:
+        _accumulate_dense_4(j, xt, n_rows, weights, resp, shift, resp_sum, first, second)
     else:
         return False
     return True

@@ -48,7 +48,9 @@ def test_hot_helpers_ask_for_wide_vectors():
 
 def test_unrolled_specialisations_ask_for_wide_vectors():
     for n_features in range(2, unrolled.MAX_UNROLLED_FEATURES + 1):
-        for family in ("_log_prob_full", "_append_pairs", "_flush_pairs"):
+        families = ["_log_prob_full", "_append_pairs", "_flush_pairs"]
+        families += ["_accumulate_dense"] if n_features <= unrolled.MAX_DENSE_UNROLLED_FEATURES else []
+        for family in families:
             source = inspect.getsource(getattr(unrolled, f"{family}_{n_features}").py_func)
             assert "\n    prefer_wide_vectors()\n" in source, (family, n_features)
 
@@ -62,6 +64,7 @@ def test_generated_module_is_current():
         "fastem/_unrolled_full.py is stale: run python setup_helpers/generate_unrolled_kernels.py"
     )
     assert unrolled.MAX_UNROLLED_FEATURES == generator.MAX_UNROLLED_FEATURES
+    assert unrolled.MAX_DENSE_UNROLLED_FEATURES == generator.MAX_DENSE_UNROLLED_FEATURES
 
 
 def _load_generator():

@@ -113,6 +113,16 @@ def test_a_row_without_a_finite_maximum_does_not_hide_a_shared_row(bad):
     assert (row_flag != UNTOUCHED).all() and (soft_rows == UNTOUCHED).all()  # the exp on the whole block
 
 
+def _assert_second_component_statistics(resp_sum, first, second, diff, w):
+    """Statistics of two components where only the second got rows: ``diff`` (d, rows) with weights ``w``."""
+    n_features = diff.shape[0]
+    np.testing.assert_allclose(resp_sum, [0.0, w.sum()], rtol=1e-14)
+    np.testing.assert_allclose(first[1], diff @ w, rtol=1e-13)
+    upper = np.triu(np.ones((n_features, n_features), bool))
+    np.testing.assert_allclose(second[1][upper], ((diff * w) @ diff.T)[upper], rtol=1e-13)
+    assert not first[0].any() and not second[0].any()
+
+
 def test_unrolled_dispatchers_cover_two_to_max_features():
     # The general loops give the same results up to rounding, so a dispatcher
     # that stopped dispatching, or dispatched to the wrong feature count,
@@ -150,10 +160,15 @@ def test_unrolled_dispatchers_cover_two_to_max_features():
             w = weights[rows] * resp[1, rows]
             np.testing.assert_allclose(pair_diff[1, :, 2:2 + count], diff, rtol=1e-15)
             np.testing.assert_allclose(pair_weight[1, 2:2 + count], w, rtol=1e-15)
-            np.testing.assert_allclose(resp_sum, [0.0, w.sum()], rtol=1e-14)
-            np.testing.assert_allclose(first[1], diff @ w, rtol=1e-13)
-            upper = np.triu(np.ones((n_features, n_features), bool))
-            np.testing.assert_allclose(second[1][upper], ((diff * w) @ diff.T)[upper], rtol=1e-13)
-            assert not first[0].any() and not second[0].any()
+            _assert_second_component_statistics(resp_sum, first, second, diff, w)
         else:
             assert not pair_diff.any() and not pair_weight.any() and not resp_sum.any()
+
+        resp_sum, first, second = np.zeros(k), np.zeros((k, n_features)), np.zeros((k, n_features, n_features))
+        dense_covered = 2 <= n_features <= unrolled.MAX_DENSE_UNROLLED_FEATURES
+        assert unrolled.accumulate_dense_unrolled(1, xt, n_rows, weights, resp, means, resp_sum, first, second) == dense_covered
+        if dense_covered:
+            diff = xt - means[1][:, None]
+            _assert_second_component_statistics(resp_sum, first, second, diff, weights * resp[1])
+        else:
+            assert not resp_sum.any() and not first.any() and not second.any()

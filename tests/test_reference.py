@@ -190,18 +190,22 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
 @pytest.mark.parametrize("n_features", range(1, MAX_UNROLLED_FEATURES + 2))
 def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     """Two to MAX_UNROLLED_FEATURES features have generated code for the
-    log-densities and for both halves of the sparse accumulation (appending
-    rows to the pair buffers, adding the buffers to the statistics); one and
-    more features take the general loops. Separated blobs in random order, so
-    components go through the pair buffers, flushed at the end of every
-    chunk, with some rows shared between components. (A flush of a full
-    buffer in mid-chunk is covered at five features by the test above.)
+    log-densities and for the sparse accumulation (appending rows to the pair
+    buffers, adding the buffers to the statistics), and two to
+    MAX_DENSE_UNROLLED_FEATURES for the dense one (a component owning most of
+    a block); other feature counts take the general loops. Separated blobs in random order, one of them repeated so that it
+    owns most rows of every block and the others go through the pair
+    buffers, flushed at the end of every chunk, with some rows shared between
+    components. (A flush of a full buffer in mid-chunk is covered at five
+    features by the test above.)
     """
-    from fastem._numba import CHUNK_ROWS
+    from fastem._numba import BLOCK_ROWS, CHUNK_ROWS
     from fastem.datasets import make_blobs
 
     n_components = 6
-    X, _ = make_blobs(CHUNK_ROWS + 700, n_features, n_components, separation=8.0, random_state=n_features)
+    X, labels = make_blobs(CHUNK_ROWS + 700, n_features, n_components, separation=6.0, random_state=n_features)
+    first_blob = X[labels == 0]
+    X = np.concatenate([X] + [first_blob] * (3 * len(X) // (2 * len(first_blob))))  # two thirds of the rows
     X = np.random.default_rng(0).permutation(X).astype(dtype)
     sample_weight = np.random.default_rng(1).uniform(0, 2, len(X))
     model = GaussianMixture(n_components, covariance_type="full", random_state=0).fit(X)
@@ -211,7 +215,11 @@ def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     covariances = np.linalg.inv(params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2))
     resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
     assert ((resp > 1e-12) & (resp < 0.5)).any()  # some rows shared between components
-    assert ((resp > 1e-12).sum(axis=0) / len(X)).min() < 0.25  # some component goes through the pair buffers
+    owned = resp > 1e-12  # fewer than the kernel keeps (it flushes below 2**-52 of the row)
+    assert (owned.sum(axis=0) / len(X)).min() < 0.25  # some component goes through the pair buffers
+    n_blocks = len(X) // BLOCK_ROWS
+    per_block = owned[: n_blocks * BLOCK_ROWS].reshape(n_blocks, BLOCK_ROWS, n_components).sum(axis=1)
+    assert (per_block > BLOCK_ROWS // 2).any(axis=1).mean() > 0.9  # one component's dense pass in most blocks
     stats = estep(X, sample_weight, params, "full")
     expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
     rtol = RTOL[dtype]
