@@ -419,8 +419,9 @@ def time_alternating(runs: dict, settings: Settings) -> dict:
     Timing all repeats of one variant and then all of the other lets a slow
     change of the machine (another tenant, a clock change) fall on one
     variant only; on this project's shared machines that moved the ratio of
-    two such blocks by more than 10% between runs. Alternating spreads the
-    change over both, which is what a ratio between them needs.
+    two such blocks by more than 10% between runs. Alternating (in reversed
+    order every other repeat) spreads the change over both, which is what a
+    ratio between them needs.
 
     Parameters
     ----------
@@ -441,8 +442,12 @@ def time_alternating(runs: dict, settings: Settings) -> dict:
     iterations, repeats = _plan(max(estimates.values()), settings)
     samples = {label: [] for label in runs}
     results = {}
-    for _ in range(repeats):
-        for label, run in runs.items():
+    order = list(runs)
+    for repeat in range(repeats):
+        # Reversed every other repeat, so that going first (or a drift within
+        # a repeat) does not always favour the same variant.
+        for label in order if repeat % 2 == 0 else order[::-1]:
+            run = runs[label]
             one, _ = _timed(lambda: run(1))
             many, results[label] = _timed(lambda: run(1 + iterations))
             samples[label].append((many - one) / iterations)
@@ -476,30 +481,35 @@ def busy_tasks(values, repeats):
     return results.sum()
 
 
-def parallel_ceiling(n_threads: int, pairs: int = 5) -> list:
-    """How much faster ``n_threads`` threads run work that needs nothing from each other than 1 thread.
+def parallel_ceiling(n_threads: int, pairs: int = 5) -> tuple:
+    """How much faster ``n_threads`` threads run compute-bound work that needs nothing from each other than 1 thread.
 
     A Numba kernel of the same build as fastem's (``prange`` over 64 equal
     tasks, 512-bit vectors) evaluates a polynomial over arrays that stay in
     each core's L1 cache: no shared data, no memory traffic, no serial part.
     On a machine whose cores are really free it scales with the thread count;
     on a virtual machine whose cores are shared with other tenants it shows
-    how much speed-up the machine itself allowed while it was measured.
-    Returns the ``pairs`` ratios (1-thread time / n-thread time), each from
-    back-to-back runs.
+    how much speed-up the machine itself allowed around the time it was
+    measured. It says nothing about memory bandwidth, which the E-step
+    shares between threads (it reads X once per iteration).
+
+    Returns ``(ratios, seconds)``: the ``pairs`` ratios (1-thread time /
+    n-thread time), each from back-to-back runs, and the median 1-thread
+    time of one run.
     """
     from fastem._numba import numba_threads
 
     values = np.linspace(0.5, 1.0, 64 * 2048)
     busy_tasks(values, 1)  # compile (or load from the cache)
-    ratios = []
+    ratios, single = [], []
     for _ in range(pairs):
         seconds = {}
         for threads in (1, n_threads):
             with numba_threads(threads):
                 seconds[threads], _ = _timed(lambda: busy_tasks(values, 2000))
         ratios.append(seconds[1] / seconds[n_threads])
-    return ratios
+        single.append(seconds[1])
+    return ratios, float(np.median(single))
 
 
 def _naive_estimate(X, init, covariance_type) -> float:
@@ -754,7 +764,7 @@ DTYPE_COLUMNS = [
     "rel. log-likelihood diff",
     "max rel. param diff",
 ]
-THREAD_COLUMNS = ["case", "n_jobs=1 ms/iter", "all threads ms/iter", "threads", "speed-up", "machine's ceiling (range)"]
+THREAD_COLUMNS = ["case", "n_jobs=1 ms/iter", "all threads ms/iter", "threads", "speed-up", "compute-bound speed-up (range)"]
 FIRST_FIT_COLUMNS = [
     "case",
     "import fastem s",
@@ -876,8 +886,8 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
     X = make_data(n_samples, case.n_features, case.n_components, np.float64, settings.seed)
     init = initial_parameters(X, case.n_components, case.covariance_type, settings.seed)
     threads = max_threads()
-    _log(f"{case.name}: the machine's parallel ceiling")
-    ceiling = parallel_ceiling(threads)
+    _log(f"{case.name}: the machine's compute-bound speed-up")
+    ceiling, run_seconds = parallel_ceiling(threads)
     _log(f"{case.name}: fastem n_jobs=1 and n_jobs={threads}, alternating")
     timings = time_alternating(
         {
@@ -886,8 +896,9 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
         },
         settings,
     )
-    _log(f"{case.name}: the machine's parallel ceiling, again")
-    ceiling += parallel_ceiling(threads)
+    _log(f"{case.name}: the machine's compute-bound speed-up, again")
+    after, _ = parallel_ceiling(threads)
+    ceiling += after
     one, every = timings[1], timings[threads]
     report.thread_rows.append(
         [
@@ -896,7 +907,8 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
             _ms(every.per_iteration),
             str(threads),
             _times(_ratio(one.per_iteration, every.per_iteration)),
-            f"{_times(float(np.median(ceiling)))} ({_times(min(ceiling))} to {_times(max(ceiling))})",
+            f"{_times(float(np.median(ceiling)))} ({_times(min(ceiling))} to {_times(max(ceiling))}; "
+            f"{len(ceiling)} pairs of {run_seconds * 1e3:.0f} ms runs)",
         ]
     )
 
@@ -1123,10 +1135,10 @@ def render(report: Report) -> str:
             "",
             "## Threads (fastem `n_jobs`)",
             "",
-            "**machine's ceiling**: the speed-up of a kernel built like fastem's whose tasks share nothing and "
-            "stay in each core's L1 cache (`fastem.bench.parallel_ceiling`), as the median (and range) of 10 "
-            "back-to-back pairs of runs, half just before and half just after the fits. It is what this machine "
-            "allowed while the case ran.",
+            "**compute-bound speed-up**: the speed-up of a kernel built like fastem's whose tasks share nothing "
+            "and stay in each core's L1 cache (`fastem.bench.parallel_ceiling`), as the median (and range) of "
+            "back-to-back pairs of 1-thread and all-thread runs, half just before and half just after the fits. "
+            "It is what this machine allowed compute-bound work around the time the case ran.",
             "",
             markdown_table(THREAD_COLUMNS, report.thread_rows),
         ]

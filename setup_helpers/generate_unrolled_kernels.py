@@ -30,21 +30,26 @@ alternating runs.
 
 Each log-density writes its sums of squares to a scratch row in X's dtype and
 converts them to float64 in a loop of its own. In one loop, LLVM sized the
-vectors by the float64 store, so float32 arithmetic ran at half width (256-bit
-registers where 512-bit ones were available). Split, the block micro-benchmark
-above went from 25.9 to 19.7 ns/row in float32 and from 39.7 to 30.8 in
-float64 (per call from Python, medians of seven; the machine was slower than
-for the figures above), and the one-thread float32 E-step from 72.0 to 64.2
-ns/row (medians of five alternating runs; the float64 E-step's runs were too
-noisy to tell a change).
+vectors by the float64 store, so the float32 arithmetic ran in 256-bit
+registers (the assembly used ymm registers; after the split, zmm). Split, the
+block micro-benchmark above went from 25.9 to 19.7 ns/row in float32 and from
+39.7 to 30.8 in float64 (per call from Python, medians of seven, the two
+versions run one after the other; the machine was slower than for the figures
+above). float64 gained as much, so the split helps for another reason too,
+which was not analysed. The one-thread float32 E-step went from 72.0 to 64.2
+ns/row (medians of five alternating runs); the float64 E-step's runs were too
+noisy to tell a change.
 
-The dense accumulation (a component owning most of a block) is the pair
-flush's loop reading the block directly. With every component of a block
-dense, it measured 2.57 -> 1.74 ns/row at two features and three components
-(per call from Python, medians of seven). In the one-thread E-step at (2, 3),
-five in-process comparisons of the two versions gave ratios from 0.90 to 1.04,
-median 0.95: a gain of about 5%, within this machine's noise. Its four
-specialisations cost about 1 to 3 s of cold compile time, so they stop at
+The dense accumulation (a component owning most of a block's rows: more than
+half, or more than a quarter below four features) is the pair flush's loop
+reading the block directly. With every component of a block dense, it
+measured 2.57 -> 1.74 ns/row at two features and three components (per call
+from Python, medians of seven). In the one-thread E-step at (2, 3), five
+in-process comparisons of the two versions gave ratios from 0.90 to 1.04,
+median 0.95: no change that this machine's noise lets one tell apart. Its
+three specialisations (two to four features) added 1.0 and 3.1 s to the cold
+compile of a two-feature fit (35 s) in two paired runs; with eight
+specialisations (two to eight features) it was 5 to 7 s, hence
 ``MAX_DENSE_UNROLLED_FEATURES``.
 
 Numba cannot unroll by a run-time value and its code must live in a file to

@@ -86,8 +86,9 @@ def test_threads_table_reports_the_speed_up_next_to_the_machines_ceiling(quick_r
     assert header == bench.THREAD_COLUMNS and len(rows) == 1
     row = dict(zip(header, rows[0]))
     assert number(row["speed-up"].rstrip("×")) > 0
-    median, low, high = re.fullmatch(r"(\S+)× \((\S+)× to (\S+)×\)", row["machine's ceiling (range)"]).groups()
-    assert 0 < number(low) <= number(median) <= number(high)
+    cell = row["compute-bound speed-up (range)"]
+    median, low, high, pairs = re.fullmatch(r"(\S+)× \((\S+)× to (\S+)×; (\d+) pairs of \d+ ms runs\)", cell).groups()
+    assert 0 < number(low) <= number(median) <= number(high) and pairs == "10"
 
 
 def test_alternating_timing_interleaves_the_variants_and_times_them_alike():
@@ -104,15 +105,22 @@ def test_alternating_timing_interleaves_the_variants_and_times_them_alike():
     timings = bench.time_alternating({"a": variant("a"), "b": variant("b")}, settings)
     timed = calls[4:]  # after a warm-up and a pilot run(1) of each
     assert calls[:4] == [("a", 1), ("a", 1), ("b", 1), ("b", 1)]
-    assert timed == [("a", 1), ("a", 4), ("b", 1), ("b", 4)] * 4
+    assert timed == [("a", 1), ("a", 4), ("b", 1), ("b", 4), ("b", 1), ("b", 4), ("a", 1), ("a", 4)] * 2
     for label in "ab":
         assert (timings[label].iterations, timings[label].repeats) == (3, 4)
         assert timings[label].result.n_iter == 4 and timings[label].per_iteration is not None
 
 
 def test_parallel_ceiling_returns_one_positive_ratio_per_pair():
-    ratios = bench.parallel_ceiling(max_threads(), pairs=2)
-    assert len(ratios) == 2 and all(np.isfinite(ratio) and ratio > 0 for ratio in ratios)
+    ratios, seconds = bench.parallel_ceiling(max_threads(), pairs=2)
+    assert len(ratios) == 2 and all(np.isfinite(ratio) and ratio > 0 for ratio in ratios) and seconds > 0
+
+
+def test_busy_tasks_computes_what_it_says():
+    values = np.linspace(0.5, 1.0, 64 * 8)
+    c = 1e-9 * np.arange(3)[:, None]
+    want = (((values * values + c) * values + c) * values + c).sum()
+    assert bench.busy_tasks(values, 3) == pytest.approx(want, rel=1e-12)
 
 
 def test_report_records_the_machine_and_the_command(quick_report):

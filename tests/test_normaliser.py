@@ -123,32 +123,37 @@ def _assert_second_component_statistics(resp_sum, first, second, diff, w):
     assert not first[0].any() and not second[0].any()
 
 
-def test_unrolled_dispatchers_cover_two_to_max_features():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unrolled_dispatchers_cover_two_to_max_features(dtype):
     # The general loops give the same results up to rounding, so a dispatcher
     # that stopped dispatching, or dispatched to the wrong feature count,
-    # would go unnoticed by the tests of whole fits.
+    # would go unnoticed by the tests of whole fits. In float32 the
+    # differences are float32 values, but every sum must be float64: the
+    # statistics are compared with float64 sums of the same differences as
+    # tightly as in float64.
     rng = np.random.default_rng(4)
     k, n_rows, capacity, count = 2, 16, 16, 5
     for n_features in range(1, unrolled.MAX_UNROLLED_FEATURES + 2):
         covered = 2 <= n_features <= unrolled.MAX_UNROLLED_FEATURES
-        xt = rng.normal(size=(n_features, n_rows))
-        means = rng.normal(size=(k, n_features))
-        prec_chol = np.triu(rng.normal(size=(k, n_features, n_features)))
+        xt = rng.normal(size=(n_features, n_rows)).astype(dtype)
+        means = rng.normal(size=(k, n_features)).astype(dtype)
+        prec_chol = np.triu(rng.normal(size=(k, n_features, n_features))).astype(dtype)
         log_const = rng.normal(size=k)
         log_prob = np.full((k, n_rows), np.nan)
-        maha = np.empty(n_rows)
+        maha = np.empty(n_rows, dtype)
         assert unrolled.log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob) == covered
         if covered:
-            projected = np.einsum("rf,jfc->jrc", xt.T, prec_chol) - np.einsum("jf,jfc->jc", means, prec_chol)[:, None]
+            x64, m64, p64 = (a.astype(np.float64) for a in (xt, means, prec_chol))
+            projected = np.einsum("rf,jfc->jrc", x64.T, p64) - np.einsum("jf,jfc->jc", m64, p64)[:, None]
             want = log_const[:, None] - 0.5 * (projected**2).sum(axis=2)
-            np.testing.assert_allclose(log_prob, want, rtol=1e-12)
+            np.testing.assert_allclose(log_prob, want, rtol=1e-12 if dtype == np.float64 else 1e-5)
         else:
             assert np.isnan(log_prob).all()
 
         weights = rng.uniform(0.5, 1.5, n_rows)
         resp = rng.uniform(0.1, 1.0, (k, n_rows))
         rows = np.array([0, 3, 4, 9, 15])
-        pair_diff = np.zeros((k, n_features, capacity))
+        pair_diff = np.zeros((k, n_features, capacity), dtype)
         pair_weight = np.zeros((k, capacity))
         assert unrolled.append_pairs_unrolled(
             1, xt, weights, resp, means, rows, count, pair_diff, pair_weight, 2,
@@ -156,7 +161,7 @@ def test_unrolled_dispatchers_cover_two_to_max_features():
         resp_sum, first, second = np.zeros(k), np.zeros((k, n_features)), np.zeros((k, n_features, n_features))
         assert unrolled.flush_pairs_unrolled(1, pair_diff, pair_weight, 2 + count, resp_sum, first, second) == covered
         if covered:
-            diff = xt[:, rows] - means[1][:, None]
+            diff = (xt[:, rows] - means[1][:, None]).astype(np.float64)  # formed in X's dtype, as the kernel does
             w = weights[rows] * resp[1, rows]
             np.testing.assert_allclose(pair_diff[1, :, 2:2 + count], diff, rtol=1e-15)
             np.testing.assert_allclose(pair_weight[1, 2:2 + count], w, rtol=1e-15)
@@ -168,7 +173,7 @@ def test_unrolled_dispatchers_cover_two_to_max_features():
         dense_covered = 2 <= n_features <= unrolled.MAX_DENSE_UNROLLED_FEATURES
         assert unrolled.accumulate_dense_unrolled(1, xt, n_rows, weights, resp, means, resp_sum, first, second) == dense_covered
         if dense_covered:
-            diff = xt - means[1][:, None]
+            diff = (xt - means[1][:, None]).astype(np.float64)
             _assert_second_component_statistics(resp_sum, first, second, diff, weights * resp[1])
         else:
             assert not resp_sum.any() and not first.any() and not second.any()
