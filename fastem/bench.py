@@ -488,10 +488,11 @@ def parallel_ceiling(n_threads: int, pairs: int = 5) -> tuple:
     tasks, 512-bit vectors) evaluates a polynomial over arrays that stay in
     each core's L1 cache: no shared data, no memory traffic, no serial part.
     On a machine whose cores are really free it scales with the thread count;
-    on a virtual machine whose cores are shared with other tenants it shows
-    how much speed-up the machine itself allowed around the time it was
-    measured. It says nothing about memory bandwidth, which the E-step
-    shares between threads (it reads X once per iteration).
+    on a virtual machine whose cores are shared with other tenants it
+    indicates how well compute-bound work scaled around the time it was
+    measured. It is not an upper bound for fastem (on the benchmark machine
+    fastem has measured above it), and it says nothing about memory
+    bandwidth, which the E-step shares between threads.
 
     Returns ``(ratios, seconds)``: the ``pairs`` ratios (1-thread time /
     n-thread time), each from back-to-back runs, and the median 1-thread
@@ -908,7 +909,7 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
             str(threads),
             _times(_ratio(one.per_iteration, every.per_iteration)),
             f"{_times(float(np.median(ceiling)))} ({_times(min(ceiling))} to {_times(max(ceiling))}; "
-            f"{len(ceiling)} pairs of {run_seconds * 1e3:.0f} ms runs)",
+            f"{len(ceiling)} pairs, 1-thread runs of about {run_seconds * 1e3:.0f} ms)",
         ]
     )
 
@@ -1138,7 +1139,8 @@ def render(report: Report) -> str:
             "**compute-bound speed-up**: the speed-up of a kernel built like fastem's whose tasks share nothing "
             "and stay in each core's L1 cache (`fastem.bench.parallel_ceiling`), as the median (and range) of "
             "back-to-back pairs of 1-thread and all-thread runs, half just before and half just after the fits. "
-            "It is what this machine allowed compute-bound work around the time the case ran.",
+            "It indicates how well compute-bound work scaled on this machine around the time the case ran; it is "
+            "not an upper bound for fastem.",
             "",
             markdown_table(THREAD_COLUMNS, report.thread_rows),
         ]

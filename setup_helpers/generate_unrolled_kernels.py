@@ -47,9 +47,9 @@ measured 2.57 -> 1.74 ns/row at two features and three components (per call
 from Python, medians of seven). In the one-thread E-step at (2, 3), five
 in-process comparisons of the two versions gave ratios from 0.90 to 1.04,
 median 0.95: no change that this machine's noise lets one tell apart. Its
-three specialisations (two to four features) added 1.0 and 3.1 s to the cold
-compile of a two-feature fit (35 s) in two paired runs; with eight
-specialisations (two to eight features) it was 5 to 7 s, hence
+three specialisations (two to four features) added 1.0 and 3.2 s to the cold
+compile of a two-feature fit (35 s) in two paired runs; with seven
+specialisations (two to eight features) it was 5.6 and 7.1 s, hence
 ``MAX_DENSE_UNROLLED_FEATURES``.
 
 Numba cannot unroll by a run-time value and its code must live in a file to

@@ -85,9 +85,14 @@ def test_threads_table_reports_the_speed_up_next_to_the_machines_ceiling(quick_r
     header, rows = table_rows(threads_section, "case")
     assert header == bench.THREAD_COLUMNS and len(rows) == 1
     row = dict(zip(header, rows[0]))
-    assert number(row["speed-up"].rstrip("×")) > 0
+    # At 300 rows and one timed iteration, noise can exceed the iteration's
+    # cost; the report then says so instead of printing a ratio.
+    if "noise" in row["n_jobs=1 ms/iter"] + row["all threads ms/iter"]:
+        assert row["speed-up"] == "—"
+    else:
+        assert number(row["speed-up"].rstrip("×")) > 0
     cell = row["compute-bound speed-up (range)"]
-    median, low, high, pairs = re.fullmatch(r"(\S+)× \((\S+)× to (\S+)×; (\d+) pairs of \d+ ms runs\)", cell).groups()
+    median, low, high, pairs = re.fullmatch(r"(\S+)× \((\S+)× to (\S+)×; (\d+) pairs, 1-thread runs of about \d+ ms\)", cell).groups()
     assert 0 < number(low) <= number(median) <= number(high) and pairs == "10"
 
 
