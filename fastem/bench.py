@@ -47,7 +47,6 @@ import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
 from numba import prange
 
 import fastem
@@ -407,10 +406,16 @@ def time_per_iteration(run, settings: Settings, estimate: float | None = None) -
     samples = []
     result = None
     for _ in range(repeats):
-        one, _ = _timed(lambda: run(1))
-        many, result = _timed(lambda: run(1 + iterations))
-        samples.append((many - one) / iterations)
+        sample, result = _one_repeat(run, iterations)
+        samples.append(sample)
     return Timing(float(np.median(samples)), iterations, repeats, result, estimate)
+
+
+def _one_repeat(run, iterations: int) -> tuple:
+    """``((t(run(1 + iterations)) - t(run(1))) / iterations, result of the longer run)``."""
+    one, _ = _timed(lambda: run(1))
+    many, result = _timed(lambda: run(1 + iterations))
+    return (many - one) / iterations, result
 
 
 def time_alternating(runs: dict, settings: Settings) -> dict:
@@ -447,10 +452,8 @@ def time_alternating(runs: dict, settings: Settings) -> dict:
         # Reversed every other repeat, so that going first (or a drift within
         # a repeat) does not always favour the same variant.
         for label in order if repeat % 2 == 0 else order[::-1]:
-            run = runs[label]
-            one, _ = _timed(lambda: run(1))
-            many, results[label] = _timed(lambda: run(1 + iterations))
-            samples[label].append((many - one) / iterations)
+            sample, results[label] = _one_repeat(runs[label], iterations)
+            samples[label].append(sample)
     return {
         label: Timing(float(np.median(samples[label])), iterations, repeats, results[label], estimates[label])
         for label in runs
@@ -481,7 +484,7 @@ def busy_tasks(values, repeats):
     return results.sum()
 
 
-def parallel_ceiling(n_threads: int, pairs: int = 5) -> tuple:
+def compute_bound_speedup(n_threads: int, pairs: int = 5) -> tuple:
     """How much faster ``n_threads`` threads run compute-bound work that needs nothing from each other than 1 thread.
 
     A Numba kernel of the same build as fastem's (``prange`` over 64 equal
@@ -888,7 +891,7 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
     init = initial_parameters(X, case.n_components, case.covariance_type, settings.seed)
     threads = max_threads()
     _log(f"{case.name}: the machine's compute-bound speed-up")
-    ceiling, run_seconds = parallel_ceiling(threads)
+    reference, run_seconds = compute_bound_speedup(threads)
     _log(f"{case.name}: fastem n_jobs=1 and n_jobs={threads}, alternating")
     timings = time_alternating(
         {
@@ -898,8 +901,8 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
         settings,
     )
     _log(f"{case.name}: the machine's compute-bound speed-up, again")
-    after, _ = parallel_ceiling(threads)
-    ceiling += after
+    after, _ = compute_bound_speedup(threads)
+    reference += after
     one, every = timings[1], timings[threads]
     report.thread_rows.append(
         [
@@ -908,8 +911,8 @@ def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
             _ms(every.per_iteration),
             str(threads),
             _times(_ratio(one.per_iteration, every.per_iteration)),
-            f"{_times(float(np.median(ceiling)))} ({_times(min(ceiling))} to {_times(max(ceiling))}; "
-            f"{len(ceiling)} pairs, 1-thread runs of about {run_seconds * 1e3:.0f} ms)",
+            f"{_times(float(np.median(reference)))} ({_times(min(reference))} to {_times(max(reference))}; "
+            f"{len(reference)} pairs, 1-thread runs of about {run_seconds * 1e3:.0f} ms)",
         ]
     )
 
@@ -1137,7 +1140,7 @@ def render(report: Report) -> str:
             "## Threads (fastem `n_jobs`)",
             "",
             "**compute-bound speed-up**: the speed-up of a kernel built like fastem's whose tasks share nothing "
-            "and stay in each core's L1 cache (`fastem.bench.parallel_ceiling`), as the median (and range) of "
+            "and stay in each core's L1 cache (`fastem.bench.compute_bound_speedup`), as the median (and range) of "
             "back-to-back pairs of 1-thread and all-thread runs, half just before and half just after the fits. "
             "It indicates how well compute-bound work scaled on this machine around the time the case ran; it is "
             "not an upper bound for fastem.",

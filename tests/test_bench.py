@@ -80,7 +80,7 @@ def test_float32_table_reports_a_small_log_likelihood_difference(quick_report):
     assert number(dict(zip(header, rows[0]))["rel. log-likelihood diff"]) < 1e-4
 
 
-def test_threads_table_reports_the_speed_up_next_to_the_machines_ceiling(quick_report):
+def test_threads_table_reports_the_speed_up_next_to_a_compute_bound_reference(quick_report):
     threads_section = quick_report[quick_report.index("## Threads") :]
     header, rows = table_rows(threads_section, "case")
     assert header == bench.THREAD_COLUMNS and len(rows) == 1
@@ -116,8 +116,8 @@ def test_alternating_timing_interleaves_the_variants_and_times_them_alike():
         assert timings[label].result.n_iter == 4 and timings[label].per_iteration is not None
 
 
-def test_parallel_ceiling_returns_one_positive_ratio_per_pair():
-    ratios, seconds = bench.parallel_ceiling(max_threads(), pairs=2)
+def test_compute_bound_speedup_returns_one_positive_ratio_per_pair():
+    ratios, seconds = bench.compute_bound_speedup(max_threads(), pairs=2)
     assert len(ratios) == 2 and all(np.isfinite(ratio) and ratio > 0 for ratio in ratios) and seconds > 0
 
 
