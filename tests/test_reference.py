@@ -136,6 +136,30 @@ def test_blas_path_matches_naive_and_loop_path(dtype):
         np.testing.assert_allclose(log_prob, want_log_prob, rtol=rtol, atol=rtol * np.abs(want_log_prob).max())
 
 
+def _fitted_full_model(X, n_components, dtype):
+    """A full-covariance fit of X, its parameters rounded to ``dtype`` (what the kernels see).
+
+    Returns the parameters, the covariances they imply, and the reference
+    responsibilities under them.
+    """
+    model = GaussianMixture(n_components, covariance_type="full", random_state=0).fit(X)
+    params = GaussianParams(model.weights_, model.means_.astype(np.float64), model.covariances_, model.precisions_cholesky_)
+    params.means = params.means.astype(dtype).astype(np.float64)
+    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
+    covariances = np.linalg.inv(params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2))
+    resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
+    return params, covariances, resp
+
+
+def _assert_full_statistics_match_naive(X, sample_weight, params, covariances, dtype):
+    stats = estep(X, sample_weight, params, "full")
+    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
+    rtol = RTOL[dtype]
+    for got, want in zip((stats.resp_sum, stats.first, stats.second), expected[:3]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    np.testing.assert_allclose(stats.log_likelihood, expected[3], rtol=rtol)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_features, n_components", [(2, 8), (5, 3)])
 def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components):
@@ -153,12 +177,7 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
     X, _ = make_blobs(2 * CHUNK_ROWS + 300, n_features, n_components, separation=12.0, random_state=4)
     X = np.random.default_rng(0).permutation(X).astype(dtype)  # rows of all components in every block
     sample_weight = np.random.default_rng(1).uniform(0, 2, len(X))
-    model = GaussianMixture(n_components, covariance_type="full", random_state=0).fit(X)
-    params = GaussianParams(model.weights_, model.means_.astype(np.float64), model.covariances_, model.precisions_cholesky_)
-    params.means = params.means.astype(dtype).astype(np.float64)
-    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
-    covariances = np.linalg.inv(params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2))
-    resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
+    params, covariances, resp = _fitted_full_model(X, n_components, dtype)
     owned = (resp > 1e-12).sum(axis=0) / len(X)
     assert owned.max() < 0.5  # no component is dense in a block: the sparse paths run
     # (5, 3): every row has one component within RESP_LOG_FLOOR of its maximum
@@ -178,12 +197,7 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
     else:
         assert ((soft_per_block > 0) & (soft_per_block <= 0.5)).sum() >= 10
         assert (soft_per_block > 0.5).any()
-    stats = estep(X, sample_weight, params, "full")
-    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
-    rtol = RTOL[dtype]
-    for got, want in zip((stats.resp_sum, stats.first, stats.second), expected[:3]):
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
-    np.testing.assert_allclose(stats.log_likelihood, expected[3], rtol=rtol)
+    _assert_full_statistics_match_naive(X, sample_weight, params, covariances, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -193,10 +207,10 @@ def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     log-densities and for the sparse accumulation (appending rows to the pair
     buffers, adding the buffers to the statistics), and two to
     MAX_DENSE_UNROLLED_FEATURES for the dense one (a component owning most of
-    a block); other feature counts take the general loops. Separated blobs in random order, one of them repeated so that it
-    owns most rows of every block and the others go through the pair
-    buffers, flushed at the end of every chunk, with some rows shared between
-    components. (A flush of a full buffer in mid-chunk is covered at five
+    a block); other feature counts take the general loops. Separated blobs
+    in random order, one of them repeated so that it owns most rows of every
+    block and the others go through the pair buffers, flushed at the end of
+    every chunk, with some rows shared between components. (A flush of a full buffer in mid-chunk is covered at five
     features by the test above.)
     """
     from fastem._numba import BLOCK_ROWS, CHUNK_ROWS
@@ -208,12 +222,7 @@ def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     X = np.concatenate([X] + [first_blob] * (3 * len(X) // (2 * len(first_blob))))  # two thirds of the rows
     X = np.random.default_rng(0).permutation(X).astype(dtype)
     sample_weight = np.random.default_rng(1).uniform(0, 2, len(X))
-    model = GaussianMixture(n_components, covariance_type="full", random_state=0).fit(X)
-    params = GaussianParams(model.weights_, model.means_.astype(np.float64), model.covariances_, model.precisions_cholesky_)
-    params.means = params.means.astype(dtype).astype(np.float64)
-    params.precisions_cholesky = params.precisions_cholesky.astype(dtype).astype(np.float64)
-    covariances = np.linalg.inv(params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2))
-    resp, _ = reference.e_step(X.astype(np.float64), params.weights, params.means, covariances, "full")
+    params, covariances, resp = _fitted_full_model(X, n_components, dtype)
     assert ((resp > 1e-12) & (resp < 0.5)).any()  # some rows shared between components
     n_blocks = len(X) // BLOCK_ROWS  # blocks never straddle a chunk (CHUNK_ROWS is a multiple)
 
@@ -227,9 +236,4 @@ def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     assert (surely_kept > BLOCK_ROWS // 2).any(axis=1).mean() > 0.9  # one component's dense pass in most blocks
     limit = BLOCK_ROWS // 2 if n_features >= 4 else BLOCK_ROWS // 4  # see _select_rows
     assert ((maybe_kept > 0) & (maybe_kept <= limit)).sum() > 10  # rows that go through the pair buffers
-    stats = estep(X, sample_weight, params, "full")
-    expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
-    rtol = RTOL[dtype]
-    for got, want in zip((stats.resp_sum, stats.first, stats.second), expected[:3]):
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
-    np.testing.assert_allclose(stats.log_likelihood, expected[3], rtol=rtol)
+    _assert_full_statistics_match_naive(X, sample_weight, params, covariances, dtype)
