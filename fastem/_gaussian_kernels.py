@@ -11,8 +11,10 @@ Layout shared by every kernel
   copied transposed, ``xt[feature, row]``, so that the innermost loops run over
   rows with unit stride and vectorise.
 * Per-point arithmetic (differences, triangular products, Mahalanobis
-  distances) is done in the input dtype; log-probabilities, responsibilities
-  and every sum are float64.
+  distances, log-probabilities and responsibilities) is done in the input
+  dtype; every sum is float64. For float32 data the E-step's normaliser
+  therefore runs in float32 vectors, twice as wide, with a float32 exp.
+  Log-probabilities returned to users (``weighted_log_prob_*``) are float64.
 * Statistics are *added* into the output arrays, so one set of outputs can
   gather several calls (chunks of an out-of-core data set).
 
@@ -48,12 +50,17 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from numba.core import types
+from numba.extending import overload
+
 from fastem._numba import (
     BLOCK_ROWS,
     CHUNK_ROWS,
+    FASTMATH,
     allocating_helper,
     bits_from_float,
     float_from_bits,
+    float_like,
     helper,
     kernel,
     prefer_wide_vectors,
@@ -137,13 +144,32 @@ _SQRT2 = 1.4142135623730951
 # A responsibility below 2**-52 of its row is below the float64 resolution of
 # the row's unit mass: it is flushed to exactly zero (in the normaliser and in
 # the statistics), which lets the accumulation skip it. exp(x) < 2**-52 for
-# x < -36.04.
+# x < -36.04. float32 data use the same floor, rounded to float32: a
+# component's responsibility is kept or flushed alike in both precisions.
 RESP_LOG_FLOOR = -36.04365338911715
 
 
-@helper
 def _exp_flushed(x):
-    """exp(x) for x <= 0, and exactly 0 for x < RESP_LOG_FLOOR (or NaN)."""
+    """exp(x) for x <= 0, and exactly 0 for x < RESP_LOG_FLOOR (or NaN), in x's precision.
+
+    Callable from compiled code only: the overload below picks the float64
+    or float32 version by the argument's type.
+    """
+    raise TypeError("_exp_flushed is only callable from Numba-compiled code")
+
+
+@overload(_exp_flushed, jit_options=dict(fastmath=FASTMATH))
+def _exp_flushed_for(x):
+    if x == types.float64:
+        return lambda x: _exp_flushed64(x)
+    if x == types.float32:
+        return lambda x: _exp_flushed32(x)
+    return None
+
+
+@helper
+def _exp_flushed64(x):
+    """float64 ``_exp_flushed``."""
     y = max(x, RESP_LOG_FLOOR - 1.0)  # keeps the exponent below in range
     k = np.floor(y * _LOG2E + 0.5)
     r = (y - k * _LN2_HI) - k * _LN2_LO
@@ -164,6 +190,37 @@ def _exp_flushed(x):
     p = p * r + 1.0
     scale = float_from_bits((np.int64(k) + 1023) << 52)  # 2**k, built in the exponent bits
     return p * scale if x >= RESP_LOG_FLOOR else 0.0
+
+
+# float32 versions of the constants. ln 2 is split for float32 as above: HI
+# has 9 significant bits, so n * HI is exact for |n| < 2**15.
+_LOG2E_32 = np.float32(_LOG2E)
+_LN2_HI_32 = np.float32(0.693359375)
+_LN2_LO_32 = np.float32(-2.12194440e-4)
+_RESP_LOG_FLOOR_32 = np.float32(RESP_LOG_FLOOR)
+
+
+@helper
+def _exp_flushed32(x):
+    """float32 ``_exp_flushed``: the same reduction in float32 and a shorter series.
+
+    The floor is RESP_LOG_FLOOR rounded to float32, as in the float32
+    normaliser's comparisons, so both agree on which values are flushed.
+    """
+    y = max(x, _RESP_LOG_FLOOR_32 - np.float32(1.0))
+    k = np.floor(y * _LOG2E_32 + np.float32(0.5))
+    r = (y - k * _LN2_HI_32) - k * _LN2_LO_32
+    # Taylor series to r**7: |r| <= ln2 / 2 leaves a truncation error below 1e-8.
+    p = np.float32(1.0 / 5040.0)
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    scale = float_from_bits(np.int32((np.int32(k) + 127) << 23))  # 2**k in the exponent bits (Numba widens int32 sums)
+    return p * scale if x >= _RESP_LOG_FLOOR_32 else np.float32(0.0)
 
 
 @helper
@@ -385,6 +442,9 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_flag, soft_rows, so
     """
     prefer_wide_vectors()
     n_components = log_prob.shape[0]
+    floor = float_like(RESP_LOG_FLOOR, log_prob)  # in log_prob's dtype, as _exp_flushed uses it
+    one = float_like(1.0, log_prob)
+    zero = float_like(0.0, log_prob)
     for row in range(n_rows):
         row_max[row] = log_prob[0, row]
     for j in range(1, n_components):
@@ -403,17 +463,22 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_flag, soft_rows, so
     # rows. A row whose maximum is -inf, +inf or NaN has no close component
     # and could hide a row with two; it sends the block down the exp path,
     # where its non-finite total is caught in Python.
-    n_close = 0
+    # row_flag[row] counts the row's close components beyond one (-1 for a
+    # row with none), and their sum is the block's `excess`: one pass serves
+    # both the decision below and the listing of soft rows.
     n_finite = 0
     for row in range(n_rows):
         n_finite += (row_max[row] - row_max[row]) == 0.0  # False for inf and NaN
+        row_flag[row] = -one
     for j in range(n_components):
         for row in range(n_rows):
-            n_close += (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR
-    excess = n_close - n_rows
+            row_flag[row] += one if (log_prob[j, row] - row_max[row]) >= floor else zero
+    excess = 0.0  # float64: exact for any block
+    for row in range(n_rows):
+        excess += row_flag[row]
     log_likelihood = 0.0
     weight_total = 0.0
-    if n_finite < n_rows or 2 * excess > n_rows:
+    if n_finite < n_rows or 2.0 * excess > n_rows:
         # Many close components beyond one per row (perhaps in a few rows
         # only), or a maximum that is not finite: the exp over the whole block.
         _exp_normalise(log_prob, n_rows, row_max, row_flag)
@@ -430,22 +495,17 @@ def _normalise_block(log_prob, n_rows, weights, row_max, row_flag, soft_rows, so
         # rows are soft, spread over every block, so few blocks are entirely
         # hard.)
         n_soft = 0
-        if excess > 0:
-            for row in range(n_rows):
-                row_flag[row] = -1.0
-            for j in range(n_components):
-                for row in range(n_rows):
-                    row_flag[row] += (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR
+        if excess > 0.0:
             n_soft = _list_nonzero(row_flag, n_rows, soft_rows)  # rows with a flag != 0
             for j in range(n_components):
                 for t in range(n_soft):
                     soft_prob[j, t] = log_prob[j, soft_rows[t]]
         for j in range(n_components):
             for row in range(n_rows):
-                log_prob[j, row] = 1.0 if (log_prob[j, row] - row_max[row]) >= RESP_LOG_FLOOR else 0.0
+                log_prob[j, row] = one if (log_prob[j, row] - row_max[row]) >= floor else zero
         for row in range(n_rows):
             w = weights[row]
-            hard = excess == 0 or row_flag[row] == 0.0
+            hard = row_flag[row] == 0.0
             log_likelihood += w * row_max[row] if (w != 0.0 and hard) else 0.0
             weight_total += w
         if n_soft > 0:
@@ -483,12 +543,12 @@ def _exp_normalise(values, n_cols, col_max, scratch):
             scratch[t] += value
     for t in range(n_cols):
         total = scratch[t]
-        scratch[t] = 1.0 / total  # one division per column, then multiplications
+        scratch[t] = float_like(1.0, scratch) / total  # one division per column, then multiplications
         # With a finite maximum, total >= 1 (the largest term is exp(0)), so
         # its log is safe. A maximum of -inf, +inf or NaN gives a total of 0 or
         # NaN and a non-finite log-sum-exp, which the caller's totals carry to
         # the check in Python.
-        col_max[t] += _log_positive(total)
+        col_max[t] += _log_positive(np.float64(total))
     for j in range(n_components):
         for t in range(n_cols):
             values[j, t] *= scratch[t]
@@ -822,11 +882,11 @@ def estep_full(X, sample_weight, model, stats, use_blas):
             maha = np.empty(BLOCK_ROWS, X.dtype)
             weighted_diff = np.empty((n_features, BLOCK_ROWS))
             acc_diff = np.empty((n_features, BLOCK_ROWS))
-            log_prob = np.empty((n_components, BLOCK_ROWS))
+            log_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
             weights = np.empty(BLOCK_ROWS)
-            row_max = np.empty(BLOCK_ROWS)
-            row_flag = np.empty(BLOCK_ROWS)
-            soft_prob = np.empty((n_components, BLOCK_ROWS))
+            row_max = np.empty(BLOCK_ROWS, X.dtype)
+            row_flag = np.empty(BLOCK_ROWS, X.dtype)
+            soft_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(max(BLOCK_ROWS, capacity))
             loop_components = 0 if use_blas else n_components
@@ -906,11 +966,11 @@ def estep_tied(X, sample_weight, model, stats):
             maha = np.empty(BLOCK_ROWS, X.dtype)
             deviation = np.empty((n_features, BLOCK_ROWS))
             weighted_dev = np.empty((n_features, BLOCK_ROWS))
-            log_prob = np.empty((n_components, BLOCK_ROWS))
+            log_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
             weights = np.empty(BLOCK_ROWS)
-            row_max = np.empty(BLOCK_ROWS)
-            row_flag = np.empty(BLOCK_ROWS)
-            soft_prob = np.empty((n_components, BLOCK_ROWS))
+            row_max = np.empty(BLOCK_ROWS, X.dtype)
+            row_flag = np.empty(BLOCK_ROWS, X.dtype)
+            soft_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
             index = np.empty(BLOCK_ROWS, np.intp)
             for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
                 chunk_start = (wave_start + c) * CHUNK_ROWS
@@ -963,11 +1023,11 @@ def estep_diag(X, sample_weight, model, stats):
         for task in prange((n_wave + per_task - 1) // per_task):
             xt = np.empty((n_features, BLOCK_ROWS), X.dtype)
             maha = np.empty(BLOCK_ROWS, X.dtype)
-            log_prob = np.empty((n_components, BLOCK_ROWS))
+            log_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
             weights = np.empty(BLOCK_ROWS)
-            row_max = np.empty(BLOCK_ROWS)
-            row_flag = np.empty(BLOCK_ROWS)
-            soft_prob = np.empty((n_components, BLOCK_ROWS))
+            row_max = np.empty(BLOCK_ROWS, X.dtype)
+            row_flag = np.empty(BLOCK_ROWS, X.dtype)
+            soft_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
             index = np.empty(BLOCK_ROWS, np.intp)
             weighted_resp = np.empty(BLOCK_ROWS)
             for c in range(task * per_task, min((task + 1) * per_task, n_wave)):

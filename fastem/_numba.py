@@ -172,16 +172,20 @@ def numba_threads(n_threads: int):
 # loop vectoriser handles like any other arithmetic.
 
 
+_FLOAT_OF_BITS = {types.int64: (types.float64, ir.DoubleType()), types.int32: (types.float32, ir.FloatType())}
+
+
 @intrinsic
 def float_from_bits(typingctx, bits):
-    """The float64 whose IEEE-754 representation is the int64 ``bits``."""
-    if bits != types.int64:
+    """The float64 (float32) whose IEEE-754 representation is the int64 (int32) ``bits``."""
+    if bits not in _FLOAT_OF_BITS:
         return None
+    result, llvm_type = _FLOAT_OF_BITS[bits]
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+        return builder.bitcast(args[0], llvm_type)
 
-    return types.float64(types.int64), codegen
+    return result(bits), codegen
 
 
 @intrinsic
@@ -194,6 +198,25 @@ def bits_from_float(typingctx, value):
         return builder.bitcast(args[0], ir.IntType(64))
 
     return types.int64(types.float64), codegen
+
+
+@intrinsic
+def float_like(typingctx, value, array):
+    """``value`` converted to the dtype of the float ``array``.
+
+    Generic kernels write their constants through it: a float64 constant
+    next to float32 operands would make Numba do the arithmetic in float64
+    and LLVM size the vectors for float64.
+    """
+    if not isinstance(array, types.Array) or not isinstance(array.dtype, types.Float):
+        return None
+    if not isinstance(value, (types.Float, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], signature.return_type)
+
+    return array.dtype(value, array), codegen
 
 
 @intrinsic

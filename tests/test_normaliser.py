@@ -5,8 +5,10 @@ without an exp, runs the exp on the soft rows alone when they are few, and on
 the whole block otherwise. The paths must give the same responsibilities and
 totals, so the tests of whole fits cannot tell which one ran; here the scratch
 arrays show it: only the few-soft-rows path lists rows in ``soft_rows`` and
-writes ``soft_prob``, and only a path with an exp writes ``row_flag`` (the
-hard path leaves it alone).
+writes ``soft_prob``; ``row_flag`` ends as each row's count of close
+components beyond one (whole numbers) unless an exp over the whole block
+overwrote it with the rows' reciprocal totals, which lie in (0, 1] and are
+below 1 exactly for the rows with more than one close component.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastem import _unrolled_full as unrolled
 
 N_ROWS = 128
 N_COMPONENTS = 4
-UNTOUCHED = -7  # sentinel in soft_rows and row_flag
+UNTOUCHED = -7  # sentinel in soft_rows
 
 
 def _hard_block(rng):
@@ -31,18 +33,21 @@ def _hard_block(rng):
 
 
 def _normalise(log_prob, weights):
-    """Run the kernel helper; return responsibilities, totals and the scratch arrays."""
+    """Run the kernel helper in log_prob's dtype; return responsibilities, totals and the scratch arrays."""
+    dtype = log_prob.dtype
     resp = log_prob.copy()
-    row_flag = np.full(N_ROWS, float(UNTOUCHED))
+    row_flag = np.full(N_ROWS, np.nan, dtype)
     soft_rows = np.full(N_ROWS, UNTOUCHED, np.intp)
-    soft_prob = np.full((N_COMPONENTS, N_ROWS), np.nan)
+    soft_prob = np.full((N_COMPONENTS, N_ROWS), np.nan, dtype)
     totals = np.zeros(2)
-    kernels._normalise_block(resp, N_ROWS, weights, np.empty(N_ROWS), row_flag, soft_rows, soft_prob, totals)
+    kernels._normalise_block(resp, N_ROWS, weights, np.empty(N_ROWS, dtype), row_flag, soft_rows, soft_prob, totals)
+    assert resp.dtype == dtype and totals.dtype == np.float64
     return resp, totals, soft_rows, soft_prob, row_flag
 
 
 def _expected(log_prob, weights):
-    """Textbook log-sum-exp, with responsibilities below 2**-52 of the row flushed to 0."""
+    """Textbook log-sum-exp in float64, with responsibilities below 2**-52 of the row flushed to 0."""
+    log_prob = log_prob.astype(np.float64)
     row_max = log_prob.max(axis=0)
     shifted = log_prob - row_max
     terms = np.where(shifted >= kernels.RESP_LOG_FLOOR, np.exp(shifted), 0.0)
@@ -52,29 +57,40 @@ def _expected(log_prob, weights):
     return terms / total, log_likelihood, weights.sum()
 
 
+# float32 blocks: the differences from the row maximum (up to the floor,
+# 36) are rounded to float32, about 2e-6 absolutely, which moves a
+# responsibility by as much relatively; the exp and the reciprocal add a few
+# 1e-7. The log-likelihood gathers each row's float32 log-sum-exp in float64.
+TOLERANCES = {np.float64: (1e-14, 1e-13), np.float32: (5e-6, 1e-6)}
+
+
 def _check(log_prob, weights, resp, totals):
+    resp_rtol, totals_rtol = TOLERANCES[log_prob.dtype.type]
     want_resp, want_log_likelihood, want_weight = _expected(log_prob, weights)
-    np.testing.assert_allclose(resp, want_resp, rtol=1e-14, atol=1e-300)
-    assert (resp[want_resp == 0.0] == 0.0).all()
-    np.testing.assert_allclose(totals, [want_log_likelihood, want_weight], rtol=1e-13)
+    np.testing.assert_allclose(resp, want_resp, rtol=resp_rtol, atol=1e-300)
+    assert (resp[want_resp == 0.0] == 0.0).all() and (resp[want_resp != 0.0] != 0.0).all()
+    np.testing.assert_allclose(totals, [want_log_likelihood, want_weight], rtol=totals_rtol)
 
 
-def test_a_hard_block_is_written_without_an_exp():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_hard_block_is_written_without_an_exp(dtype):
     rng = np.random.default_rng(0)
-    log_prob = _hard_block(rng)
+    log_prob = _hard_block(rng).astype(dtype)
     weights = rng.uniform(0.0, 2.0, N_ROWS)
     resp, totals, soft_rows, soft_prob, row_flag = _normalise(log_prob, weights)
     _check(log_prob, weights, resp, totals)
-    assert (row_flag == UNTOUCHED).all()  # no exp ran
+    assert (row_flag == 0.0).all()  # counts of zero: no exp over the block (it would write 1.0)
     assert (soft_rows == UNTOUCHED).all() and np.isnan(soft_prob).all()
 
 
-def test_a_few_soft_rows_run_the_exp_alone():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_few_soft_rows_run_the_exp_alone(dtype):
     rng = np.random.default_rng(1)
     log_prob = _hard_block(rng)
     soft = np.array([3, 17, 64, 65, 127])  # both 64-row words, and the block's last row
     log_prob[:, soft] = rng.uniform(-3.0, 0.0, size=(N_COMPONENTS, len(soft)))  # several close components
     log_prob[2, 17] = -40.0  # one component of a soft row far enough to be flushed
+    log_prob = log_prob.astype(dtype)
     weights = rng.uniform(0.0, 2.0, N_ROWS)
     weights[64] = 0.0  # the soft rows' weights are looked up through the list of rows
     resp, totals, soft_rows, soft_prob, row_flag = _normalise(log_prob, weights)
@@ -84,18 +100,20 @@ def test_a_few_soft_rows_run_the_exp_alone():
     assert np.isfinite(soft_prob[:, :len(soft)]).all() and np.isnan(soft_prob[:, len(soft):]).all()
 
 
-def test_a_mostly_soft_block_runs_the_exp_on_every_row():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_mostly_soft_block_runs_the_exp_on_every_row(dtype):
     rng = np.random.default_rng(2)
-    log_prob = rng.uniform(-3.0, 0.0, size=(N_COMPONENTS, N_ROWS))
+    log_prob = rng.uniform(-3.0, 0.0, size=(N_COMPONENTS, N_ROWS)).astype(dtype)
     weights = rng.uniform(0.0, 2.0, N_ROWS)
     resp, totals, soft_rows, soft_prob, row_flag = _normalise(log_prob, weights)
     _check(log_prob, weights, resp, totals)
     assert (soft_rows == UNTOUCHED).all() and np.isnan(soft_prob).all()  # no copies: the whole block
-    assert (row_flag != UNTOUCHED).all()  # the exp ran on every row
+    assert ((row_flag > 0.0) & (row_flag < 1.0)).all()  # reciprocal totals: the exp ran on every row
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
-def test_a_row_without_a_finite_maximum_does_not_hide_a_shared_row(bad):
+def test_a_row_without_a_finite_maximum_does_not_hide_a_shared_row(bad, dtype):
     # Such a row has no close component, and a row with two close components
     # makes up for it in the block's count (excess 0): written as hard, the
     # shared row would get two responsibilities of 1. The block must take the
@@ -105,12 +123,13 @@ def test_a_row_without_a_finite_maximum_does_not_hide_a_shared_row(bad):
     log_prob[:, 40] = bad
     log_prob[:, 41] = -60.0
     log_prob[0, 41], log_prob[1, 41] = -1.0, -1.5  # two close components
+    log_prob = log_prob.astype(dtype)
     weights = np.ones(N_ROWS)
     resp, totals, soft_rows, _, row_flag = _normalise(log_prob, weights)
     assert not np.isfinite(totals[0])
     want, _, _ = _expected(log_prob[:, 41:42], weights[41:42])
-    np.testing.assert_allclose(resp[:, 41], want[:, 0], rtol=1e-14)
-    assert (row_flag != UNTOUCHED).all() and (soft_rows == UNTOUCHED).all()  # the exp on the whole block
+    np.testing.assert_allclose(resp[:, 41], want[:, 0], rtol=TOLERANCES[dtype][0])
+    assert 0.0 < row_flag[41] < 1.0 and (soft_rows == UNTOUCHED).all()  # the exp on the whole block (a count would be 1)
 
 
 def _assert_second_component_statistics(resp_sum, first, second, diff, w):
