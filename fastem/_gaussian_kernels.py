@@ -11,10 +11,13 @@ Layout shared by every kernel
   copied transposed, ``xt[feature, row]``, so that the innermost loops run over
   rows with unit stride and vectorise.
 * Per-point arithmetic (differences, triangular products, Mahalanobis
-  distances, log-probabilities and responsibilities) is done in the input
-  dtype; every sum is float64. For float32 data the E-step's normaliser
-  therefore runs in float32 vectors, twice as wide, with a float32 exp.
-  Log-probabilities returned to users (``weighted_log_prob_*``) are float64.
+  distances, and for full and diagonal covariances the log-probabilities and
+  responsibilities) is done in the input dtype; the statistics and the
+  log-likelihood totals are float64 sums. For float32 data the normaliser
+  therefore runs in float32 vectors, twice as wide, with a float32 exp; a
+  row's own total of exps and its log-sum-exp are float32 values. The tied
+  kernel keeps float64 responsibilities (see ``estep_tied``), and
+  log-probabilities returned to users (``weighted_log_prob_*``) are float64.
 * Statistics are *added* into the output arrays, so one set of outputs can
   gather several calls (chunks of an out-of-core data set).
 
@@ -144,8 +147,9 @@ _SQRT2 = 1.4142135623730951
 # A responsibility below 2**-52 of its row is below the float64 resolution of
 # the row's unit mass: it is flushed to exactly zero (in the normaliser and in
 # the statistics), which lets the accumulation skip it. exp(x) < 2**-52 for
-# x < -36.04. float32 data use the same floor, rounded to float32: a
-# component's responsibility is kept or flushed alike in both precisions.
+# x < -36.04. float32 data use the same floor, rounded to float32 (1.8e-6
+# higher), against differences rounded to float32: only a component within
+# a few 1e-6 of the floor can be kept in one precision and flushed in the other.
 RESP_LOG_FLOOR = -36.04365338911715
 
 
@@ -966,11 +970,17 @@ def estep_tied(X, sample_weight, model, stats):
             maha = np.empty(BLOCK_ROWS, X.dtype)
             deviation = np.empty((n_features, BLOCK_ROWS))
             weighted_dev = np.empty((n_features, BLOCK_ROWS))
-            log_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
+            # float64 log-probabilities and responsibilities even for float32
+            # data: the pooled scatter is split as in the module docstring, an
+            # identity that holds only where each row's responsibilities sum
+            # to 1, and float32 ones miss by up to about 1e-7 on shared rows,
+            # an error that grows with the squared distance of the data from
+            # the centre (full and diag statistics hold for any responsibilities).
+            log_prob = np.empty((n_components, BLOCK_ROWS))
             weights = np.empty(BLOCK_ROWS)
-            row_max = np.empty(BLOCK_ROWS, X.dtype)
-            row_flag = np.empty(BLOCK_ROWS, X.dtype)
-            soft_prob = np.empty((n_components, BLOCK_ROWS), X.dtype)
+            row_max = np.empty(BLOCK_ROWS)
+            row_flag = np.empty(BLOCK_ROWS)
+            soft_prob = np.empty((n_components, BLOCK_ROWS))
             index = np.empty(BLOCK_ROWS, np.intp)
             for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
                 chunk_start = (wave_start + c) * CHUNK_ROWS

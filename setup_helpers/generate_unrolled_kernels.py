@@ -29,7 +29,10 @@ from 89 to 78 ns/row (float64) and from 79 to 71 (float32), medians of five
 alternating runs.
 
 Each log-density writes its sums of squares to a scratch row in X's dtype and
-converts them to float64 in a loop of its own. In one loop, LLVM sized the
+turns them into log-probabilities (computed in float64 from the float64
+constant, stored in the output's dtype: float64 for ``weighted_log_prob_*``,
+X's dtype in the E-step) in a loop of its own. When the output was always
+float64 and written in the same loop, LLVM sized the
 vectors by the float64 store, so the float32 arithmetic ran in 256-bit
 registers (the assembly used ymm registers; after the split, zmm). Split, the
 block micro-benchmark above went from 25.9 to 19.7 ns/row in float32 and from
@@ -135,9 +138,9 @@ def _log_prob_specialisation(n_features: int) -> str:
     for col in range(d):
         lines += _sum_lines(f"t{col} = ", "", [f"d{f} * p{f}_{col}" for f in range(col + 1)])
     lines += _sum_lines("maha[row] = ", "", [f"t{col} * t{col}" for col in range(d)])
-    # A loop of its own for the float64 output: in one loop with float32
-    # arithmetic, LLVM sizes the vectors by the float64 store and runs the
-    # float32 work at half width.
+    # A loop of its own for the output, computed in float64 from the float64
+    # constant: in one loop with float32 arithmetic, LLVM sizes the vectors
+    # by the float64 work and runs the float32 products at half width.
     lines += [
         "        for row in range(n_rows):",
         "            log_prob[j, row] = const - 0.5 * maha[row]",
