@@ -5,9 +5,10 @@ without an exp, runs the exp on the soft rows alone when they are few, and on
 the whole block otherwise. The paths must give the same responsibilities and
 totals, so the tests of whole fits cannot tell which one ran; here the scratch
 arrays show it: only the few-soft-rows path lists rows in ``soft_rows`` and
-writes ``soft_prob``; ``row_flag`` ends as each row's count of close
-components beyond one (whole numbers) unless an exp over the whole block
-overwrote it with the rows' reciprocal totals, which lie in (0, 1]: 1 for a
+writes ``soft_prob`` (and overwrites the first ``n_soft`` entries of
+``row_flag`` with the soft rows' reciprocal totals); ``row_flag`` otherwise
+ends as each row's count of close components beyond one (whole numbers)
+unless an exp over the whole block overwrote it with the rows' reciprocal totals, which lie in (0, 1]: 1 for a
 hard row, and below 1 for the shared rows of these tests, whose close
 components are within a few units of each other.
 """
@@ -159,7 +160,7 @@ def test_unrolled_dispatchers_cover_two_to_max_features(dtype):
         means = rng.normal(size=(k, n_features)).astype(dtype)
         prec_chol = np.triu(rng.normal(size=(k, n_features, n_features))).astype(dtype)
         log_const = rng.normal(size=k)
-        log_prob = np.full((k, n_rows), np.nan)
+        log_prob = np.full((k, n_rows), np.nan, dtype)  # X's dtype, as in the E-step
         maha = np.empty(n_rows, dtype)
         assert unrolled.log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob) == covered
         if covered:
