@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import prange
-
 from numba.core import types
 from numba.extending import overload
 
