@@ -8,9 +8,10 @@ arrays show it: only the few-soft-rows path lists rows in ``soft_rows`` and
 writes ``soft_prob`` (and overwrites the first ``n_soft`` entries of
 ``row_flag`` with the soft rows' reciprocal totals); ``row_flag`` otherwise
 ends as each row's count of close components beyond one (whole numbers)
-unless an exp over the whole block overwrote it with the rows' reciprocal totals, which lie in (0, 1]: 1 for a
-hard row, and below 1 for the shared rows of these tests, whose close
-components are within a few units of each other.
+unless an exp over the whole block overwrote it with the rows' reciprocal
+totals, which lie in (0, 1]: 1 for a hard row, and below 1 for the shared
+rows of these tests, whose close components are within a few units of each
+other.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from fastem import _gaussian_kernels as kernels
 from fastem import _unrolled_full as unrolled
+from tests.conftest import DTYPES
 
 N_ROWS = 128
 N_COMPONENTS = 4
@@ -74,7 +76,7 @@ def _check(log_prob, weights, resp, totals):
     np.testing.assert_allclose(totals, [want_log_likelihood, want_weight], rtol=totals_rtol)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_a_hard_block_is_written_without_an_exp(dtype):
     rng = np.random.default_rng(0)
     log_prob = _hard_block(rng).astype(dtype)
@@ -85,7 +87,7 @@ def test_a_hard_block_is_written_without_an_exp(dtype):
     assert (soft_rows == UNTOUCHED).all() and np.isnan(soft_prob).all()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_a_few_soft_rows_run_the_exp_alone(dtype):
     rng = np.random.default_rng(1)
     log_prob = _hard_block(rng)
@@ -102,7 +104,7 @@ def test_a_few_soft_rows_run_the_exp_alone(dtype):
     assert np.isfinite(soft_prob[:, :len(soft)]).all() and np.isnan(soft_prob[:, len(soft):]).all()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_a_mostly_soft_block_runs_the_exp_on_every_row(dtype):
     rng = np.random.default_rng(2)
     log_prob = rng.uniform(-3.0, 0.0, size=(N_COMPONENTS, N_ROWS)).astype(dtype)
@@ -113,7 +115,7 @@ def test_a_mostly_soft_block_runs_the_exp_on_every_row(dtype):
     assert ((row_flag > 0.0) & (row_flag < 1.0)).all()  # reciprocal totals: the exp ran on every row
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
 def test_a_row_without_a_finite_maximum_does_not_hide_a_shared_row(bad, dtype):
     # Such a row has no close component, and a row with two close components
@@ -144,7 +146,7 @@ def _assert_second_component_statistics(resp_sum, first, second, diff, w):
     assert not first[0].any() and not second[0].any()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_unrolled_dispatchers_cover_two_to_max_features(dtype):
     # The general loops give the same results up to rounding, so a dispatcher
     # that stopped dispatching, or dispatched to the wrong feature count,
