@@ -8,7 +8,7 @@ The public API:
 """
 
 from fastem.exceptions import ConvergenceWarning, ModelFileError, NotFittedError
-from fastem.gaussian_mixture import GaussianMixture
+from fastem.mixture import GaussianMixture
 
 __all__ = ["GaussianMixture", "ConvergenceWarning", "ModelFileError", "NotFittedError"]
 __version__ = "0.1.0"

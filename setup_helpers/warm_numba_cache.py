@@ -15,7 +15,7 @@ import numpy as np
 
 def main() -> None:
     from fastem import GaussianMixture
-    from fastem.gaussian_mixture import COVARIANCE_TYPES, INIT_METHODS
+    from fastem.mixture.parameters import COVARIANCE_TYPES, INIT_METHODS
 
     start = time.perf_counter()
     X = np.random.default_rng(0).normal(size=(300, 2))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fastem import bench
-from fastem._numba import max_threads
+from fastem._core.numba import max_threads
 
 
 def cells(line: str) -> list:

@@ -9,9 +9,9 @@ import pathlib
 import numba
 import numpy as np
 
-from fastem import _gaussian_kernels as kernels
-from fastem import _unrolled_full as unrolled
-from fastem._numba import prefer_wide_vectors
+from fastem._core.intrinsics import prefer_wide_vectors
+from fastem.mixture import _accumulate, _log_density, _normaliser
+from fastem.mixture import _unrolled_full as unrolled
 
 
 @numba.njit
@@ -31,9 +31,12 @@ def test_wide_vector_preference_is_a_function_attribute():
 
 
 _HOT_HELPERS = (
-    "_load_block", "_log_prob_full_block", "_log_prob_full_rows", "_log_prob_tied_block",
-    "_log_prob_diag_block", "_normalise_block", "_exp_normalise", "_select_rows", "_list_nonzero", "_flush_pairs",
-    "_accumulate_full_block", "_accumulate_full_rows", "_accumulate_tied_block", "_accumulate_diag_block",
+    (_log_density, ("load_block", "_log_prob_full_loops", "_log_prob_full_blas", "log_prob_tied_block", "log_prob_diag_block")),
+    (_normaliser, ("normalise_block", "_exp_normalise", "list_nonzero")),
+    (_accumulate, (
+        "_select_rows", "_add_pairs_loops", "_append_pairs_loops", "_accumulate_dense_loops", "accumulate_full_block",
+        "_accumulate_full_blas", "accumulate_tied_block", "accumulate_diag_block",
+    )),
 )
 
 
@@ -41,9 +44,10 @@ def test_hot_helpers_ask_for_wide_vectors():
     # Kernels loaded from the on-disk cache keep no LLVM IR to inspect, so the
     # check is on the source: the preference must be the helper's own
     # statement, since it applies to the function that makes the call.
-    for name in _HOT_HELPERS:
-        source = inspect.getsource(getattr(kernels, name).py_func)
-        assert "\n    prefer_wide_vectors()\n" in source, name
+    for module, names in _HOT_HELPERS:
+        for name in names:
+            source = inspect.getsource(getattr(module, name).py_func)
+            assert "\n    prefer_wide_vectors()\n" in source, name
 
 
 def test_unrolled_specialisations_ask_for_wide_vectors():
@@ -56,12 +60,12 @@ def test_unrolled_specialisations_ask_for_wide_vectors():
 
 
 def test_generated_module_is_current():
-    # fastem/_unrolled_full.py is written by a script; an edit to either
+    # fastem/mixture/_unrolled_full.py is written by a script; an edit to either
     # without regenerating would leave the two disagreeing.
     generator = _load_generator()
     expected = generator.source()
     assert pathlib.Path(unrolled.__file__).read_text() == expected, (
-        "fastem/_unrolled_full.py is stale: run python setup_helpers/generate_unrolled_kernels.py"
+        "fastem/mixture/_unrolled_full.py is stale: run python setup_helpers/generate_unrolled_kernels.py"
     )
     assert unrolled.MAX_UNROLLED_FEATURES == generator.MAX_UNROLLED_FEATURES
     assert unrolled.MAX_DENSE_UNROLLED_FEATURES == generator.MAX_DENSE_UNROLLED_FEATURES

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import fastem.gaussian_mixture as gaussian_mixture
+import fastem.mixture.estimator as gaussian_mixture
 from fastem import GaussianMixture
 from fastem.datasets import make_blobs
 from tests.conftest import COVARIANCE_TYPES, init_kwargs

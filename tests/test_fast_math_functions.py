@@ -9,32 +9,32 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from fastem import _gaussian_kernels as kernels
+from fastem._core.fast_math import RESP_LOG_FLOOR, exp_flushed, log_positive
 
 
 @numba.njit
 def _apply_exp(values):
     out = np.empty_like(values)
     for i in range(values.shape[0]):
-        out[i] = kernels._exp_flushed(values[i])
+        out[i] = exp_flushed(values[i])
     return out
 
 
 @numba.njit
 def _exp_of_scalar(value):
-    return kernels._exp_flushed(value)
+    return exp_flushed(value)
 
 
 @numba.njit
 def _apply_log(values):
     out = np.empty_like(values)
     for i in range(values.shape[0]):
-        out[i] = kernels._log_positive(values[i])
+        out[i] = log_positive(values[i])
     return out
 
 
 def test_exp_matches_numpy_down_to_the_flush_threshold():
-    floor = kernels.RESP_LOG_FLOOR
+    floor = RESP_LOG_FLOOR
     x = np.concatenate([
         -np.random.default_rng(0).uniform(0, -floor, 200_000),
         np.linspace(floor, 0.0, 10_001),
@@ -47,7 +47,7 @@ def test_exp_matches_numpy_down_to_the_flush_threshold():
 
 
 def test_exp_flushes_negligible_values_to_exact_zero():
-    floor = kernels.RESP_LOG_FLOOR
+    floor = RESP_LOG_FLOOR
     x = np.array([np.nextafter(floor, -np.inf), -40.0, -700.0, -1e300, -np.inf, np.nan])
     assert _apply_exp(x).tolist() == [0.0] * len(x)
 
@@ -66,7 +66,7 @@ def test_log_matches_numpy_on_row_sums():
     assert error.max() < 2e-15
 
 
-FLOOR_32 = np.float32(kernels.RESP_LOG_FLOOR)
+FLOOR_32 = np.float32(RESP_LOG_FLOOR)
 
 
 def test_float32_exp_matches_numpy_down_to_its_flush_threshold():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from fastem._kmeans import kmeans, kmeans_plusplus
+from fastem.mixture._kmeans import kmeans, kmeans_plusplus
 from fastem.datasets import make_blobs
 from tests import naive
 
@@ -18,7 +18,7 @@ def data():
 
 
 def test_lloyd_matches_naive_from_the_same_seeds(data, monkeypatch):
-    import fastem._kmeans as module
+    import fastem.mixture._kmeans as module
 
     seeds = data[[0, 500, 1000, 1500, 2000, 2500]]
     monkeypatch.setattr(module, "kmeans_plusplus", lambda X, w, k, rs: (seeds.copy(), None))
@@ -47,7 +47,7 @@ def test_kmeans_plusplus_picks_distinct_positive_weight_rows(data):
 def test_kmeans_plusplus_is_thread_independent(data):
     import numba
 
-    from fastem._numba import numba_threads
+    from fastem._core.numba import numba_threads
 
     results = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):

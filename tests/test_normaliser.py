@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastem import _gaussian_kernels as kernels
-from fastem import _unrolled_full as unrolled
+from fastem._core.fast_math import RESP_LOG_FLOOR
+from fastem.mixture import _unrolled_full as unrolled
+from fastem.mixture._normaliser import normalise_block
 from tests.conftest import DTYPES
 
 N_ROWS = 128
@@ -44,7 +45,7 @@ def _normalise(log_prob, weights):
     soft_rows = np.full(N_ROWS, UNTOUCHED, np.intp)
     soft_prob = np.full((N_COMPONENTS, N_ROWS), np.nan, dtype)
     totals = np.zeros(2)
-    kernels._normalise_block(resp, N_ROWS, weights, np.empty(N_ROWS, dtype), row_flag, soft_rows, soft_prob, totals)
+    normalise_block(resp, N_ROWS, weights, np.empty(N_ROWS, dtype), row_flag, soft_rows, soft_prob, totals)
     return resp, totals, soft_rows, soft_prob, row_flag
 
 
@@ -53,7 +54,7 @@ def _expected(log_prob, weights):
     log_prob = log_prob.astype(np.float64)
     row_max = log_prob.max(axis=0)
     shifted = log_prob - row_max
-    terms = np.where(shifted >= kernels.RESP_LOG_FLOOR, np.exp(shifted), 0.0)
+    terms = np.where(shifted >= RESP_LOG_FLOOR, np.exp(shifted), 0.0)
     total = terms.sum(axis=0)
     log_p = row_max + np.log(total)
     log_likelihood = np.sum(np.where(weights != 0.0, weights * log_p, 0.0))
@@ -147,56 +148,48 @@ def _assert_second_component_statistics(resp_sum, first, second, diff, w):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_unrolled_dispatchers_cover_two_to_max_features(dtype):
-    # The general loops give the same results up to rounding, so a dispatcher
-    # that stopped dispatching, or dispatched to the wrong feature count,
-    # would go unnoticed by the tests of whole fits. In float32 the
-    # differences are float32 values, but every sum must be float64: the
-    # statistics are compared with float64 sums of the same differences as
-    # tightly as in float64.
+def test_generated_helpers_cover_two_to_max_features(dtype):
+    # The general loops give the same results up to rounding, so a table
+    # entry that pointed at the wrong feature count would go unnoticed by the
+    # tests of whole fits; here each generated helper is called directly. In
+    # float32 the differences are float32 values, but every sum must be
+    # float64: the statistics are compared with float64 sums of the same
+    # differences as tightly as in float64. (Which helper a kernel compiles
+    # is tested in test_layout_and_compilation.py.)
     rng = np.random.default_rng(4)
     k, n_rows, capacity, count = 2, 16, 16, 5
-    for n_features in range(1, unrolled.MAX_UNROLLED_FEATURES + 2):
-        covered = 2 <= n_features <= unrolled.MAX_UNROLLED_FEATURES
+    covered = range(2, unrolled.MAX_UNROLLED_FEATURES + 1)
+    assert sorted(unrolled.LOG_PROB_FULL) == sorted(unrolled.APPEND_PAIRS) == sorted(unrolled.FLUSH_PAIRS) == list(covered)
+    assert sorted(unrolled.ACCUMULATE_DENSE) == list(range(2, unrolled.MAX_DENSE_UNROLLED_FEATURES + 1))
+    for n_features in covered:
         xt = rng.normal(size=(n_features, n_rows)).astype(dtype)
         means = rng.normal(size=(k, n_features)).astype(dtype)
         prec_chol = np.triu(rng.normal(size=(k, n_features, n_features))).astype(dtype)
         log_const = rng.normal(size=k)
         log_prob = np.full((k, n_rows), np.nan, dtype)  # X's dtype, as in the E-step
         maha = np.empty(n_rows, dtype)
-        assert unrolled.log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob) == covered
-        if covered:
-            x64, m64, p64 = (a.astype(np.float64) for a in (xt, means, prec_chol))
-            projected = np.einsum("rf,jfc->jrc", x64.T, p64) - np.einsum("jf,jfc->jc", m64, p64)[:, None]
-            want = log_const[:, None] - 0.5 * (projected**2).sum(axis=2)
-            np.testing.assert_allclose(log_prob, want, rtol=1e-12 if dtype == np.float64 else 1e-5)
-        else:
-            assert np.isnan(log_prob).all()
+        unrolled.LOG_PROB_FULL[n_features](xt, n_rows, means, prec_chol, log_const, maha, log_prob)
+        x64, m64, p64 = (a.astype(np.float64) for a in (xt, means, prec_chol))
+        projected = np.einsum("rf,jfc->jrc", x64.T, p64) - np.einsum("jf,jfc->jc", m64, p64)[:, None]
+        want = log_const[:, None] - 0.5 * (projected**2).sum(axis=2)
+        np.testing.assert_allclose(log_prob, want, rtol=1e-12 if dtype == np.float64 else 1e-5)
 
         weights = rng.uniform(0.5, 1.5, n_rows)
         resp = rng.uniform(0.1, 1.0, (k, n_rows))
         rows = np.array([0, 3, 4, 9, 15])
         pair_diff = np.zeros((k, n_features, capacity), dtype)
         pair_weight = np.zeros((k, capacity))
-        assert unrolled.append_pairs_unrolled(
-            1, xt, weights, resp, means, rows, count, pair_diff, pair_weight, 2,
-        ) == covered
+        unrolled.APPEND_PAIRS[n_features](1, xt, weights, resp, means, rows, count, pair_diff, pair_weight, 2)
         resp_sum, first, second = np.zeros(k), np.zeros((k, n_features)), np.zeros((k, n_features, n_features))
-        assert unrolled.flush_pairs_unrolled(1, pair_diff, pair_weight, 2 + count, resp_sum, first, second) == covered
-        if covered:
-            diff = (xt[:, rows] - means[1][:, None]).astype(np.float64)  # formed in X's dtype, as the kernel does
-            w = weights[rows] * resp[1, rows]
-            np.testing.assert_allclose(pair_diff[1, :, 2:2 + count], diff, rtol=1e-15)
-            np.testing.assert_allclose(pair_weight[1, 2:2 + count], w, rtol=1e-15)
-            _assert_second_component_statistics(resp_sum, first, second, diff, w)
-        else:
-            assert not pair_diff.any() and not pair_weight.any() and not resp_sum.any()
+        unrolled.FLUSH_PAIRS[n_features](1, pair_diff, pair_weight, 2 + count, resp_sum, first, second)
+        diff = (xt[:, rows] - means[1][:, None]).astype(np.float64)  # formed in X's dtype, as the kernel does
+        w = weights[rows] * resp[1, rows]
+        np.testing.assert_allclose(pair_diff[1, :, 2:2 + count], diff, rtol=1e-15)
+        np.testing.assert_allclose(pair_weight[1, 2:2 + count], w, rtol=1e-15)
+        _assert_second_component_statistics(resp_sum, first, second, diff, w)
 
-        resp_sum, first, second = np.zeros(k), np.zeros((k, n_features)), np.zeros((k, n_features, n_features))
-        dense_covered = 2 <= n_features <= unrolled.MAX_DENSE_UNROLLED_FEATURES
-        assert unrolled.accumulate_dense_unrolled(1, xt, n_rows, weights, resp, means, resp_sum, first, second) == dense_covered
-        if dense_covered:
+        if n_features in unrolled.ACCUMULATE_DENSE:
+            resp_sum, first, second = np.zeros(k), np.zeros((k, n_features)), np.zeros((k, n_features, n_features))
+            unrolled.ACCUMULATE_DENSE[n_features](1, xt, n_rows, weights, resp, means, resp_sum, first, second)
             diff = (xt - means[1][:, None]).astype(np.float64)
             _assert_second_component_statistics(resp_sum, first, second, diff, weights * resp[1])
-        else:
-            assert not resp_sum.any() and not first.any() and not second.any()

@@ -16,7 +16,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from fastem import ConvergenceWarning, GaussianMixture
-from fastem.gaussian_mixture import precision_cholesky, precisions_from_cholesky
+from fastem.mixture.parameters import precision_cholesky, precisions_from_cholesky
 from tests.conftest import COVARIANCE_TYPES, DTYPES, init_kwargs
 
 FITTED = ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]
@@ -253,7 +253,7 @@ def test_tight_cluster_far_from_another_keeps_its_covariance(covariance_type):
 
 def test_float32_tied_fit_keeps_its_pooled_scatter_where_clusters_share_rows_far_from_the_centre():
     # The tied kernel splits the pooled scatter into two sums (see the
-    # docstring of fastem._gaussian_kernels), an identity that holds only
+    # docstring of fastem.mixture._estep_kernels), an identity that holds only
     # where each row's responsibilities sum to 1. Two overlapping clusters
     # share many rows, and a third far away puts the data's centre thousands
     # of standard deviations from them, which multiplies any miss. With

@@ -19,8 +19,8 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import logsumexp
 
 from fastem import GaussianMixture, reference
-from fastem._unrolled_full import MAX_UNROLLED_FEATURES
-from fastem.gaussian_mixture import weighted_log_prob
+from fastem.mixture._unrolled_full import MAX_UNROLLED_FEATURES
+from fastem.mixture.steps import weighted_log_prob
 from tests.conftest import COVARIANCE_TYPES, DTYPES
 
 PROPERTY_SETTINGS = settings(

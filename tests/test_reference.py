@@ -6,15 +6,11 @@ import numpy as np
 import pytest
 
 from fastem import GaussianMixture, reference
-from fastem import _gaussian_kernels as kernels
-from fastem._unrolled_full import MAX_UNROLLED_FEATURES
-from fastem.gaussian_mixture import (
-    GaussianParams,
-    covariances_from_precisions,
-    estep,
-    precision_cholesky,
-    weighted_log_prob,
-)
+from fastem._core.fast_math import RESP_LOG_FLOOR
+from fastem.mixture import _estep_kernels, _log_prob_kernels
+from fastem.mixture._unrolled_full import MAX_UNROLLED_FEATURES
+from fastem.mixture.parameters import GaussianParams, covariances_from_precisions, precision_cholesky
+from fastem.mixture.steps import estep, weighted_log_prob
 from tests import naive
 from tests.conftest import COVARIANCE_TYPES, DTYPES, random_init
 
@@ -69,7 +65,7 @@ def test_label_statistics_match_loop(blobs, weighted):
     sample_weight = rng.uniform(0, 2, len(blobs)) if weighted else None
     shift = rng.normal(size=(3, blobs.shape[1]))
     resp_sum, first, second = np.zeros(3), np.zeros((3, 3)), np.zeros((3, 3, 3))
-    kernels.label_stats(blobs, np.empty(0) if sample_weight is None else sample_weight, labels, shift, (resp_sum, first, second))
+    _estep_kernels.label_stats(blobs, np.empty(0) if sample_weight is None else sample_weight, labels, shift, (resp_sum, first, second))
     want = naive.label_stats(blobs, sample_weight, labels, shift)
     np.testing.assert_allclose(resp_sum, want[0], rtol=1e-12)
     np.testing.assert_allclose(first, want[1], rtol=1e-10, atol=1e-10)
@@ -103,8 +99,8 @@ def test_fit_matches_textbook_em(blobs, covariance_type, weighted):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_blas_path_matches_naive_and_loop_path(dtype):
     """Many features take the BLAS-backed helpers; both paths agree with the reference."""
-    from fastem._numba import BLAS_MIN_FEATURES, numba_threads
-    from fastem.gaussian_mixture import _kernel_model
+    from fastem._core.numba import BLAS_MIN_FEATURES, numba_threads
+    from fastem.mixture.steps import _kernel_model
 
     n_features = BLAS_MIN_FEATURES
     rng = np.random.default_rng(5)
@@ -121,9 +117,9 @@ def test_blas_path_matches_naive_and_loop_path(dtype):
     with numba_threads(2):
         for use_blas in (False, True):
             stats = (np.zeros(3), np.zeros((3, n_features)), np.zeros((3, n_features, n_features)), np.zeros(2))
-            kernels.estep_full(X, sample_weight, model, stats, use_blas)
+            _estep_kernels.estep_full(X, sample_weight, model, stats, use_blas, 0)
             log_prob = np.empty((len(X), 3))
-            kernels.weighted_log_prob_full(X, model, log_prob, use_blas)
+            _log_prob_kernels.weighted_log_prob_full(X, model, log_prob, use_blas, 0)
             results[use_blas] = (stats, log_prob)
     expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
     want_log_prob = reference.weighted_log_prob(X, params.weights, params.means, covariances, "full")
@@ -171,7 +167,7 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
     accumulation skips the rows it does not own. The statistics must still
     match the textbook computation.
     """
-    from fastem._numba import BLOCK_ROWS, CHUNK_ROWS
+    from fastem._core.numba import BLOCK_ROWS, CHUNK_ROWS
     from fastem.datasets import make_blobs
 
     X, _ = make_blobs(2 * CHUNK_ROWS + 300, n_features, n_components, separation=12.0, random_state=4)
@@ -186,7 +182,7 @@ def test_sparse_responsibility_paths_match_naive(dtype, n_features, n_components
     # which the normaliser handles apart from the rest; a few blocks are
     # mostly soft and take the exp path whole.
     log_prob = reference.weighted_log_prob(X.astype(np.float64), params.weights, params.means, covariances, "full")
-    soft = ((log_prob - log_prob.max(axis=1, keepdims=True)) >= kernels.RESP_LOG_FLOOR).sum(axis=1) != 1
+    soft = ((log_prob - log_prob.max(axis=1, keepdims=True)) >= RESP_LOG_FLOOR).sum(axis=1) != 1
     soft_per_block = np.array([
         soft[start:min(start + BLOCK_ROWS, chunk + CHUNK_ROWS)].mean()
         for chunk in range(0, len(X), CHUNK_ROWS)
@@ -213,7 +209,7 @@ def test_full_statistics_match_naive_for_every_feature_count(dtype, n_features):
     every chunk, with some rows shared between components. (A flush of a full buffer in mid-chunk is covered at five
     features by the test above.)
     """
-    from fastem._numba import BLOCK_ROWS, CHUNK_ROWS
+    from fastem._core.numba import BLOCK_ROWS, CHUNK_ROWS
     from fastem.datasets import make_blobs
 
     n_components = 6

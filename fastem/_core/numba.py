@@ -3,6 +3,18 @@
 Kernels elsewhere are decorated with :func:`kernel` (parallel, over row chunks)
 or :func:`helper` (serial building blocks called from kernels), so the compile
 options cannot drift apart between modules.
+
+Compile only what a call needs
+------------------------------
+Numba compiles a kernel for the *types* of its arguments, and everything the
+kernel may call is compiled with it, whether or not the data ever take that
+branch. So where a kernel would choose between variants at run time (the
+generated loops for each feature count, a BLAS path), the choice is made at
+compile time instead: the kernel receives the choice as a plain int or bool,
+calls ``numba.literally`` on it, so Numba compiles one specialisation per
+value, and passes it down to a :func:`specialise` overload that returns the
+one implementation that value needs. The others are never typed, lowered or
+optimised. Specialisations are cached on disk like any other signature.
 """
 
 from __future__ import annotations
@@ -13,9 +25,9 @@ import operator
 import threading
 
 import numba
-from llvmlite import ir
 from numba.core import types
-from numba.core.extending import intrinsic
+from numba.core.errors import TypingError
+from numba.extending import overload
 
 # Fast-math flags: allow reassociation (vectorised reductions), contraction
 # (FMA), reciprocal approximation and ignoring the sign of zero. Deliberately
@@ -36,9 +48,21 @@ BLOCK_ROWS = 128
 _OPTIONS = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 
 
+# Only explicit ``prange`` loops run in parallel. Numba's other parallel
+# transformations would turn every ``np.zeros`` and array expression of a
+# kernel into a parallel region of its own, each compiled as a separate
+# function: for a kernel's partial-statistics allocations that cost about
+# 0.7 s of compile time per array (label_stats 5.1 -> 2.6 s) and bought
+# nothing, since they run once per wave, not per row.
+_PARALLEL = dict(
+    prange=True, comprehension=False, reduction=True, inplace_binop=False, setitem=False, numpy=False,
+    stencil=False, fusion=False,
+)
+
+
 def kernel(function):
     """Compile a parallel kernel (``prange`` over row chunks)."""
-    return numba.njit(parallel=True, **_OPTIONS)(function)
+    return numba.njit(parallel=dict(_PARALLEL), **_OPTIONS)(function)
 
 
 def _without_refcounts() -> dict:
@@ -71,6 +95,28 @@ def helper(function):
 def allocating_helper(function):
     """A serial helper that calls allocating or BLAS-backed NumPy functions (reference-counted)."""
     return numba.njit(parallel=False, **_OPTIONS)(function)
+
+
+def specialise(function):
+    """Register the implementation chooser of ``function``, a name for compiled code only.
+
+    ``function`` is a stub whose body raises (Python never runs it). The
+    chooser receives Numba types; literal arguments (ints and bools made
+    compile-time constants by ``numba.literally`` in the calling kernel) are
+    read with :func:`literal_value`, and the chooser returns the function,
+    with the same parameters, that Numba compiles for that value.
+    """
+    return lambda chooser: overload(function, prefer_literal=True, jit_options=dict(fastmath=FASTMATH))(chooser)
+
+
+def literal_value(value_type, name: str):
+    """The compile-time value of the literal int or bool argument ``name``."""
+    if isinstance(value_type, (types.IntegerLiteral, types.BooleanLiteral)):
+        return value_type.literal_value
+    raise TypingError(
+        f"{name} must be a compile-time constant here (got {value_type}): "
+        f"call numba.literally({name}) in the kernel that receives it"
+    )
 
 
 def max_threads() -> int:
@@ -164,104 +210,3 @@ def numba_threads(n_threads: int):
             yield
     finally:
         numba.set_num_threads(previous)
-
-
-# ---------------------------------------------------------------------------
-# Bit-level intrinsics for the kernels. Numba exposes no scalar bit casts or
-# bit scans; these lower to single LLVM instructions (bitcast, cttz) that the
-# loop vectoriser handles like any other arithmetic.
-
-
-_FLOAT_OF_BITS = {types.int64: (types.float64, ir.DoubleType()), types.int32: (types.float32, ir.FloatType())}
-
-
-@intrinsic
-def float_from_bits(typingctx, bits):
-    """The float64 (float32) whose IEEE-754 representation is the int64 (int32) ``bits``."""
-    if bits not in _FLOAT_OF_BITS:
-        return None
-    result, llvm_type = _FLOAT_OF_BITS[bits]
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_type)
-
-    return result(bits), codegen
-
-
-@intrinsic
-def bits_from_float(typingctx, value):
-    """The int64 holding the IEEE-754 representation of the float64 ``value``."""
-    if value != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def float_like(typingctx, value, array):
-    """``value`` converted to the dtype of the float ``array``.
-
-    Generic kernels write their constants through it: a float64 constant
-    next to float32 operands would make Numba do the arithmetic in float64
-    and LLVM size the vectors for float64.
-    """
-    if not isinstance(array, types.Array) or not isinstance(array.dtype, types.Float):
-        return None
-    if not isinstance(value, (types.Float, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return context.cast(builder, args[0], signature.args[0], signature.return_type)
-
-    return array.dtype(value, array), codegen
-
-
-@intrinsic
-def trailing_zeros(typingctx, word):
-    """Index of the lowest set bit of a non-zero uint64."""
-    if word != types.uint64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
-
-    return types.uint64(types.uint64), codegen
-
-
-# LLVM's default for recent Intel CPUs with AVX-512 is to vectorise with
-# 256-bit registers (the "prefer-256-bit" tuning, which dates from CPUs that
-# lowered their clock for 512-bit instructions). For these kernels, which are
-# bound by multiply-adds and the polynomial exp, 512-bit vectors took the
-# one-thread E-step at eight features and sixteen components from about 120
-# to about 100 ns/row in most runs on an Emerald Rapids Xeon, though less
-# steadily than 256-bit code (see BENCHMARKS.md). The preference is a
-# per-function LLVM attribute, so it changes fastem's helpers only and not
-# other Numba code in the process; CPUs without AVX-512 ignore it. It applies
-# to the function that makes the call: in a parallel kernel that is the
-# serial outer function, not the prange body, so loops that carry work
-# belong in helpers.
-_WIDE_VECTOR_ATTRIBUTE = '"prefer-vector-width"="512"'
-
-
-@intrinsic
-def prefer_wide_vectors(typingctx):
-    """Let LLVM vectorise the calling function's loops with 512-bit registers where the CPU has them.
-
-    Call it as the first statement of a helper whose loops carry the work.
-    It emits no instructions. llvmlite accepts only a fixed list of function
-    attributes, so the string attribute is added to the attribute set
-    directly; should llvmlite ever refuse that, the function compiles with
-    LLVM's default width (slower, equally correct).
-    """
-
-    def codegen(context, builder, signature, args):
-        try:
-            set.add(builder.function.attributes, _WIDE_VECTOR_ATTRIBUTE)
-        except Exception:  # pragma: no cover - depends on llvmlite internals
-            pass
-        return context.get_dummy_value()
-
-    return types.none(), codegen

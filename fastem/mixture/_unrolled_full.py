@@ -2,23 +2,25 @@
 # Regenerate with: python setup_helpers/generate_unrolled_kernels.py
 """Full-covariance inner loops for 2 to 8 features, written out for each feature count.
 
-Four families, each with a dispatcher that returns False for a feature
-count it does not cover (the caller then runs its general loops):
+Four families. Each ends in a table from feature count to helper, from which
+the hand-written code picks one at compile time (``fastem._core.numba.specialise``),
+so a kernel compiles only the helper of its own feature count:
 
-* ``log_prob_full_unrolled`` computes, for one block of rows held transposed
+* ``LOG_PROB_FULL`` helpers compute, for one block of rows held transposed
   (``xt[feature, row]``)::
 
       log_prob[j, row] = log_const[j] - 0.5 * || (x_row - mean_j) @ prec_chol_j ||^2
 
-  as ``_log_prob_full_block`` in ``_gaussian_kernels`` does for any feature
-  count (up to rounding): the differences are formed first, then projected
-  by the upper triangular ``prec_chol_j`` (column ``c`` needs features
-  ``0..c``).
-* ``append_pairs_unrolled`` and ``flush_pairs_unrolled`` are the two halves
-  of the sparse accumulation (see ``_accumulate_full_block``): copying a
-  component's rows into its pair buffer, and adding the buffer to
-  ``N_j, S1_j, S2_j``.
-* ``accumulate_dense_unrolled`` adds ``N_j, S1_j, S2_j`` over every row of a
+  as ``_log_prob_full_loops`` in ``fastem.mixture._log_density`` does for any
+  feature count (up to rounding): the differences are formed first, then
+  projected by the upper triangular ``prec_chol_j`` (column ``c`` needs
+  features ``0..c``).
+* ``APPEND_PAIRS`` and ``FLUSH_PAIRS`` helpers are the two halves of the
+  sparse accumulation (see ``accumulate_full_block`` in
+  ``fastem.mixture._accumulate``): copying a component's rows into its pair
+  buffer, and adding the buffer's first ``count`` pairs to
+  ``N_j, S1_j, S2_j`` (upper triangle).
+* ``ACCUMULATE_DENSE`` helpers add ``N_j, S1_j, S2_j`` over every row of a
   block, for a component that owns most of them (2 to 4 features only).
 
 Written out for a fixed feature count, the work for one row (or one pair) is
@@ -29,7 +31,8 @@ live on the stack, still fewer memory accesses than one pass per sum). The
 generator's docstring has the measurements.
 """
 
-from fastem._numba import helper, prefer_wide_vectors
+from fastem._core.intrinsics import prefer_wide_vectors
+from fastem._core.numba import helper
 
 MAX_UNROLLED_FEATURES = 8
 MAX_DENSE_UNROLLED_FEATURES = 4
@@ -378,33 +381,15 @@ def _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
             log_prob[j, row] = const - 0.5 * maha[row]
 
 
-@helper
-def log_prob_full_unrolled(xt, n_rows, means, prec_chol, log_const, maha, log_prob):
-    """Fill ``log_prob[:, :n_rows]`` for one block; see ``_log_prob_full_block``.
-
-    ``maha`` (n_rows, X's dtype) is scratch.
-
-    Return False, doing nothing, for a feature count without a specialisation;
-    the caller then uses its general loops.
-    """
-    n_features = xt.shape[0]
-    if n_features == 2:
-        _log_prob_full_2(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    elif n_features == 3:
-        _log_prob_full_3(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    elif n_features == 4:
-        _log_prob_full_4(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    elif n_features == 5:
-        _log_prob_full_5(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    elif n_features == 6:
-        _log_prob_full_6(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    elif n_features == 7:
-        _log_prob_full_7(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    elif n_features == 8:
-        _log_prob_full_8(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-    else:
-        return False
-    return True
+LOG_PROB_FULL = {
+    2: _log_prob_full_2,
+    3: _log_prob_full_3,
+    4: _log_prob_full_4,
+    5: _log_prob_full_5,
+    6: _log_prob_full_6,
+    7: _log_prob_full_7,
+    8: _log_prob_full_8,
+}
 
 
 @helper
@@ -533,34 +518,15 @@ def _append_pairs_8(j, xt, weights, resp, shift, index, count, pair_diff, pair_w
         pair_diff[j, 7, fill + t] = xt[7, row] - s7
 
 
-@helper
-def append_pairs_unrolled(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill):
-    """Append rows ``index[:count]`` to component j's pair buffer at position ``fill``.
-
-    Writes their weights ``weights[row] * resp[j, row]`` and differences
-    ``xt[:, row] - shift[j]``; see ``_accumulate_full_block``.
-
-    Return False, doing nothing, for a feature count without a specialisation;
-    the caller then uses its general loops.
-    """
-    n_features = xt.shape[0]
-    if n_features == 2:
-        _append_pairs_2(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    elif n_features == 3:
-        _append_pairs_3(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    elif n_features == 4:
-        _append_pairs_4(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    elif n_features == 5:
-        _append_pairs_5(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    elif n_features == 6:
-        _append_pairs_6(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    elif n_features == 7:
-        _append_pairs_7(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    elif n_features == 8:
-        _append_pairs_8(j, xt, weights, resp, shift, index, count, pair_diff, pair_weight, fill)
-    else:
-        return False
-    return True
+APPEND_PAIRS = {
+    2: _append_pairs_2,
+    3: _append_pairs_3,
+    4: _append_pairs_4,
+    5: _append_pairs_5,
+    6: _append_pairs_6,
+    7: _append_pairs_7,
+    8: _append_pairs_8,
+}
 
 
 @helper
@@ -1179,33 +1145,15 @@ def _flush_pairs_8(j, pair_diff, pair_weight, count, resp_sum, first, second):
     second[j, 7, 7] += s7_7
 
 
-@helper
-def flush_pairs_unrolled(j, pair_diff, pair_weight, count, resp_sum, first, second):
-    """Add component j's first ``count`` buffered pairs to N_j, S1_j and S2_j (upper triangle).
-
-    The buffer is left as it is; see ``_flush_pairs``.
-
-    Return False, doing nothing, for a feature count without a specialisation;
-    the caller then uses its general loops.
-    """
-    n_features = pair_diff.shape[1]
-    if n_features == 2:
-        _flush_pairs_2(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    elif n_features == 3:
-        _flush_pairs_3(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    elif n_features == 4:
-        _flush_pairs_4(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    elif n_features == 5:
-        _flush_pairs_5(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    elif n_features == 6:
-        _flush_pairs_6(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    elif n_features == 7:
-        _flush_pairs_7(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    elif n_features == 8:
-        _flush_pairs_8(j, pair_diff, pair_weight, count, resp_sum, first, second)
-    else:
-        return False
-    return True
+FLUSH_PAIRS = {
+    2: _flush_pairs_2,
+    3: _flush_pairs_3,
+    4: _flush_pairs_4,
+    5: _flush_pairs_5,
+    6: _flush_pairs_6,
+    7: _flush_pairs_7,
+    8: _flush_pairs_8,
+}
 
 
 @helper
@@ -1349,23 +1297,8 @@ def _accumulate_dense_4(j, xt, n_rows, weights, resp, shift, resp_sum, first, se
     second[j, 3, 3] += s3_3
 
 
-@helper
-def accumulate_dense_unrolled(j, xt, n_rows, weights, resp, shift, resp_sum, first, second):
-    """Add component j's N_j, S1_j and S2_j (upper triangle, centred at shift_j) over every row of a block.
-
-    One pass over the rows with every sum in a local variable; see
-    ``_accumulate_full_block``.
-
-    Return False, doing nothing, for a feature count without a specialisation;
-    the caller then uses its general loops.
-    """
-    n_features = xt.shape[0]
-    if n_features == 2:
-        _accumulate_dense_2(j, xt, n_rows, weights, resp, shift, resp_sum, first, second)
-    elif n_features == 3:
-        _accumulate_dense_3(j, xt, n_rows, weights, resp, shift, resp_sum, first, second)
-    elif n_features == 4:
-        _accumulate_dense_4(j, xt, n_rows, weights, resp, shift, resp_sum, first, second)
-    else:
-        return False
-    return True
+ACCUMULATE_DENSE = {
+    2: _accumulate_dense_2,
+    3: _accumulate_dense_3,
+    4: _accumulate_dense_4,
+}

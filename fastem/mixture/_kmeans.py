@@ -17,8 +17,8 @@ import math
 import numpy as np
 from numba import prange
 
-from fastem._gaussian_kernels import n_chunks_for
-from fastem._numba import CHUNK_ROWS, helper, kernel
+from fastem._core.chunks import n_chunks_for
+from fastem._core.numba import CHUNK_ROWS, helper, kernel
 
 # ---------------------------------------------------------------------------
 # Kernels

@@ -51,7 +51,8 @@ from numba import prange
 
 import fastem
 from fastem import reference
-from fastem._numba import helper, kernel, prefer_wide_vectors
+from fastem._core.intrinsics import prefer_wide_vectors
+from fastem._core.numba import helper, kernel
 from fastem.datasets import make_blobs
 from fastem.exceptions import ConvergenceWarning
 
@@ -501,7 +502,7 @@ def compute_bound_speedup(n_threads: int, pairs: int = 5) -> tuple:
     n-thread time), each from back-to-back runs, and the median 1-thread
     time of one run.
     """
-    from fastem._numba import numba_threads
+    from fastem._core.numba import numba_threads
 
     values = np.linspace(0.5, 1.0, 64 * 2048)
     busy_tasks(values, 1)  # compile (or load from the cache)
@@ -884,7 +885,7 @@ def run_dtype_case(case: Case, settings: Settings, report: Report) -> None:
 
 def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
     """fastem with ``n_jobs=1`` against all of Numba's threads."""
-    from fastem._numba import max_threads
+    from fastem._core.numba import max_threads
 
     n_samples = _n_samples_for(case, settings)
     X = make_data(n_samples, case.n_features, case.n_components, np.float64, settings.seed)
@@ -1071,7 +1072,7 @@ def _threading_layer() -> str:
 
 def render(report: Report) -> str:
     """The report as BENCHMARKS.md-ready markdown."""
-    from fastem._numba import max_threads
+    from fastem._core.numba import max_threads
 
     settings = report.settings
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,13 @@
+"""Gaussian mixtures fitted by EM: the ``GaussianMixture`` estimator and its kernels.
+
+``estimator`` holds the estimator; ``parameters`` the parameter containers,
+checks and Cholesky factors; ``steps`` the E-step, M-step and initialisation;
+``model_file`` the model file's contents. The private modules are the Numba
+kernels (``_estep_kernels``, ``_log_prob_kernels``) and their building blocks
+(``_log_density``, ``_normaliser``, ``_accumulate``, the generated
+``_unrolled_full``) and the k-means initialisation (``_kmeans``).
+"""
+
+from fastem.mixture.estimator import GaussianMixture
+
+__all__ = ["GaussianMixture"]

@@ -1,0 +1,477 @@
+"""The GaussianMixture estimator: a thin, scikit-learn compatible shell over the EM steps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import logsumexp
+
+from fastem._core.compilation import announce_compilation
+from fastem._core.em import run_em
+from fastem._core.estimator import EstimatorBase
+from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.validation import (
+    check_choice,
+    check_data,
+    check_int,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+)
+from fastem.mixture.model_file import load_model, save_model
+from fastem.mixture.parameters import (
+    COVARIANCE_TYPES,
+    INIT_METHODS,
+    GaussianParams,
+    check_means_init,
+    check_precisions_init,
+    check_weights_init,
+    covariances_from_precisions,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+from fastem.mixture.steps import estep, initial_stats, mstep, weighted_log_prob
+
+###############################################################################
+# 7. The estimator
+
+
+class GaussianMixture(EstimatorBase):
+    """Gaussian mixture model fitted by EM with fused, parallel Numba kernels.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
+    same parameters, defaults, fitted attributes and methods, the same answers
+    from the same starting point. In addition ``fit`` accepts
+    ``sample_weight``, ``n_jobs`` sets the kernel threads (results are
+    bit-identical for any value), and float32 data is fitted in float32 (with
+    float64 accumulation), giving float32 attributes.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': each component has its own covariance matrix; 'tied': all
+        share one; 'diag': each has a diagonal covariance; 'spherical': each
+        has a single variance.
+    tol : float, default=1e-3
+        EM stops when the mean log-likelihood changes by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance, keeping them positive-definite.
+    max_iter : int, default=100
+        EM iterations per initialisation.
+    n_init : int, default=1
+        Initialisations; the one with the largest final lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How initial responsibilities are chosen: k-means labels, k-means++
+        seeds, uniform random responsibilities, or random data points.
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances); shape (n_components,) for
+        'spherical', (n_features, n_features) for 'tied', (n_components,
+        n_features) for 'diag', (n_components, n_features, n_features) for 'full'.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        If True, each ``fit`` continues from the previous solution (``n_init``
+        is then ignored).
+    verbose : int, default=0
+        1 prints each initialisation and iteration, 2 also timing and the
+        change of the lower bound. From 1, a fit that has to compile kernels
+        (the first fit of its kind on a machine, before they are cached) says
+        so first.
+    verbose_interval : int, default=10
+        Iterations between progress messages.
+    n_jobs : int or None, default=None
+        Threads for the Numba kernels; None or -1 means all available
+        threads, -2 all but one. Results do not depend on it.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        Shape depends on ``covariance_type`` (as ``precisions_init``).
+    precisions_ : ndarray
+        Inverse covariances, same shape as ``covariances_``.
+    precisions_cholesky_ : ndarray
+        Upper-triangular Cholesky factors of ``precisions_``.
+    converged_ : bool
+        Whether the best initialisation converged.
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    lower_bound_ : float
+        Mean log-likelihood of the training data at the last iteration of the
+        best initialisation (weighted by ``sample_weight`` when given).
+    lower_bounds_ : list of float
+        The lower bound at every iteration of the best initialisation.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    Notes
+    -----
+    **Degenerate data: empty and collapsing components.** Fitted attributes
+    never contain NaN or infinity; a fit either succeeds or raises a
+    ``ValueError`` that names the problem. The policy:
+
+    * An *empty* component (one that receives no responsibility, e.g. more
+      components than distinct points, or a mean far from all data) is kept,
+      exactly as scikit-learn keeps it: 10 machine epsilons of the data dtype
+      are added to every component's responsibility sum, so the component
+      keeps its previous mean, its covariance becomes ``reg_covar`` times the
+      identity and its weight about ``10 * eps / n_samples``. It is not
+      re-seeded: re-seeding would break the agreement with scikit-learn from
+      the same starting point and the monotone lower bound, and could not help
+      when the data have fewer distinct points than components.
+    * A *collapsing* component, whose covariance is not positive-definite even
+      after adding ``reg_covar`` (a component on a single point or a
+      lower-dimensional subspace with ``reg_covar=0``), stops the fit with a
+      ``ValueError`` that names the component (or the tied covariance) and
+      suggests increasing ``reg_covar``. So does a float32 fit whose
+      variances or precisions leave float32's range, and a fit whose
+      statistics overflow float64 (asks to scale the data). The model keeps
+      the fitted state it had before the failed ``fit``.
+
+    **Model files.** :meth:`save` writes a portable file (``.npz`` layout plus
+    JSON metadata, no pickle) and :meth:`load` reads it back, validating every
+    value. ``pickle`` works as well.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.sort(gm.means_[:, 0])
+    array([ 1., 10.])
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_jobs=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_jobs = n_jobs
+
+    # -- parameter checks ---------------------------------------------------
+
+    def _check_parameters(self) -> None:
+        check_int(self.n_components, "n_components", 1)
+        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.reg_covar, "reg_covar", 0.0)
+        check_int(self.max_iter, "max_iter", 0)
+        check_int(self.n_init, "n_init", 1)
+        check_choice(self.init_params, "init_params", INIT_METHODS)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}.")
+        check_int(int(self.verbose) if isinstance(self.verbose, (bool, np.bool_)) else self.verbose, "verbose", 0)
+        check_int(self.verbose_interval, "verbose_interval", 1)
+        resolve_n_jobs(self.n_jobs)
+
+    def _checked_init_arrays(self, n_features: int, dtype) -> tuple:
+        """Validated float64 copies of weights_init / means_init / precisions_init (None where absent).
+
+        Copies, so that fitted attributes never alias the user's arrays.
+        """
+        k = self.n_components
+        weights = None if self.weights_init is None else check_weights_init(self.weights_init, k)
+        means = None if self.means_init is None else check_means_init(self.means_init, k, n_features, dtype)
+        precisions = None
+        if self.precisions_init is not None:
+            precisions = check_precisions_init(self.precisions_init, self.covariance_type, k, n_features, dtype)
+        return weights, means, precisions
+
+    # -- fitting ------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the mixture parameters with EM.
+
+        Fits ``n_init`` times and keeps the initialisation with the largest
+        final lower bound. With ``warm_start``, continues from the previous fit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample. float32 data is fitted in float32.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight per row: a weight multiplies the row's
+            contribution (0 drops the row, an integer repeats it).
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model and return the most probable component of each row of X.
+
+        Equal to ``fit(X).predict(X)``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        X = self._fit(X, sample_weight)
+        with numba_threads(resolve_n_jobs(self.n_jobs)):
+            return np.argmax(weighted_log_prob(X, self._params(), self.covariance_type), axis=1)
+
+    def _fit(self, X, sample_weight) -> np.ndarray:
+        """Fit and set the fitted attributes; returns the validated X."""
+        self._check_parameters()
+        X = check_data(X, min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}"
+            )
+        sample_weight = check_sample_weight(sample_weight, n_samples)
+        if sample_weight is not None and np.count_nonzero(sample_weight) < self.n_components:
+            raise ValueError(
+                f"sample_weight has {np.count_nonzero(sample_weight)} positive entries, fewer than "
+                f"n_components = {self.n_components}."
+            )
+        inits = self._checked_init_arrays(n_features, X.dtype)
+        covariance_type = self.covariance_type
+        float32 = X.dtype == np.float32
+        resp_eps = 10 * np.finfo(X.dtype).eps
+        reg_covar = float(self.reg_covar)
+
+        warm = bool(self.warm_start) and hasattr(self, "converged_")
+        if warm and self.n_features_in_ != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but GaussianMixture is expecting {self.n_features_in_} "
+                "features as input (warm_start continues the previous fit)."
+            )
+
+        def initialize(random_state):
+            return self._initial_params(X, sample_weight, random_state, inits, reg_covar, resp_eps, float32)
+
+        compiling = (
+            f"compiling kernels for {covariance_type} covariance, {X.dtype}, {n_features} features; "
+            "cached for later runs"
+        )
+        with numba_threads(resolve_n_jobs(self.n_jobs)), announce_compilation(compiling, enabled=self.verbose >= 1):
+            result = run_em(
+                initialize,
+                lambda params: estep(X, sample_weight, params, covariance_type),
+                lambda stats: mstep(stats, covariance_type, reg_covar, resp_eps, float32),
+                n_init=self.n_init,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                random_state=check_random_state(self.random_state),
+                warm_params=self._params() if warm else None,
+                warm_lower_bound=self.lower_bound_ if warm else -np.inf,
+                verbose=int(self.verbose),
+                verbose_interval=self.verbose_interval,
+            )
+        self._set_fitted(result.params, X.dtype)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = list(result.lower_bounds)
+        self.n_features_in_ = n_features
+        return X
+
+    def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
+        weights_init, means_init, precisions_init = inits
+        covariance_type = self.covariance_type
+        if weights_init is None or means_init is None or precisions_init is None:
+            stats = initial_stats(X, sample_weight, self.n_components, self.init_params, covariance_type, random_state)
+            params = mstep(stats, covariance_type, reg_covar, resp_eps, float32)
+        else:
+            params = GaussianParams(None, None, None, None)
+        if weights_init is not None:
+            params.weights = weights_init.copy()
+        if means_init is not None:
+            params.means = means_init.copy()
+        if precisions_init is not None:
+            params.precisions_cholesky = precision_cholesky_from_precisions(precisions_init, covariance_type)
+            params.covariances = covariances_from_precisions(precisions_init, covariance_type)
+        return params
+
+    def _set_fitted(self, params: GaussianParams, dtype) -> None:
+        self.weights_ = np.array(params.weights, dtype=dtype)
+        self.means_ = np.array(params.means, dtype=dtype)
+        self.covariances_ = np.array(params.covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.array(params.precisions_cholesky, dtype=dtype)
+        self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type).astype(dtype)
+
+    def _params(self) -> GaussianParams:
+        return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    # -- inference ----------------------------------------------------------
+
+    def _weighted_log_prob(self, X) -> np.ndarray:
+        self._check_is_fitted()
+        X = check_data(X, n_features=self.n_features_in_)
+        with numba_threads(resolve_n_jobs(self.n_jobs)):
+            return weighted_log_prob(X, self._params(), self.covariance_type)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-likelihood of each row of X under the fitted mixture.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        return logsumexp(self._weighted_log_prob(X), axis=1)
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood of the rows of X."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component for each row of X.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return np.argmax(self._weighted_log_prob(X), axis=1)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior probability of each component for each row of X.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Rows sum to 1.
+        """
+        log_prob = self._weighted_log_prob(X)
+        return np.exp(log_prob - logsumexp(log_prob, axis=1, keepdims=True))
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (seeded by ``random_state``, as scikit-learn).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component each sample came from.
+        """
+        self._check_is_fitted()
+        n_samples = check_int(n_samples, "n_samples", 1)
+        rng = check_random_state(self.random_state)
+        n_features = self.means_.shape[1]
+        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64) / self.weights_.astype(np.float64).sum())
+        means = self.means_.astype(np.float64)
+        covariances = self.covariances_.astype(np.float64)
+        if self.covariance_type == "full":
+            parts = [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, covariances, counts)]
+        elif self.covariance_type == "tied":
+            parts = [rng.multivariate_normal(m, covariances, int(s)) for m, s in zip(means, counts)]
+        else:
+            parts = [
+                m + rng.standard_normal(size=(s, n_features)) * np.sqrt(c) for m, c, s in zip(means, covariances, counts)
+            ]
+        labels = np.concatenate([np.full(int(s), j, dtype=np.int64) for j, s in enumerate(counts)])
+        return np.vstack(parts).astype(self.means_.dtype), labels
+
+    # -- model files ----------------------------------------------------------
+
+    def save(self, file) -> None:
+        """Save the fitted model to a portable file that loads without executing code.
+
+        The file is a zip archive in NumPy's ``.npz`` layout: one ``.npy``
+        member per array (float32/float64, never object arrays) and a
+        ``metadata.json`` member with the format version, the constructor
+        parameters and the scalar fitted attributes. ``random_state`` is saved
+        when it is None, an int or a ``RandomState`` (its current state).
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file object
+            Where to write. A path is written atomically (a temporary file in
+            the same folder, then a rename); ``.npz`` is a good extension.
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        ValueError
+            If a parameter is not a plain value that can be saved.
+        """
+        save_model(self, file)
+
+    @classmethod
+    def load(cls, file) -> "GaussianMixture":
+        """Load a model written by :meth:`save`.
+
+        Nothing in the file is executed or unpickled, and every value is
+        checked: shapes, dtypes, finiteness, weights that sum to one,
+        positive-definite covariances, the format version.
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file object
+
+        Returns
+        -------
+        model : GaussianMixture
+            A fitted model with the saved parameters and attributes.
+
+        Raises
+        ------
+        fastem.exceptions.ModelFileError
+            (a ``ValueError``) if the file is corrupted, truncated, of another
+            format or an unsupported version, or holds invalid values.
+        """
+        return load_model(file, cls)
+
+    # -- model selection ------------------------------------------------------
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters of the model."""
+        n_features = self.means_.shape[1]
+        k = self.n_components
+        covariance_params = {
+            "full": k * n_features * (n_features + 1) / 2.0,
+            "diag": k * n_features,
+            "tied": n_features * (n_features + 1) / 2.0,
+            "spherical": k,
+        }[self.covariance_type]
+        return int(covariance_params + n_features * k + k - 1)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on X (lower is better)."""
+        log_prob = self.score_samples(X)
+        return -2 * float(log_prob.sum()) + self._n_parameters() * math.log(log_prob.shape[0])
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on X (lower is better)."""
+        return -2 * float(self.score_samples(X).sum()) + 2 * self._n_parameters()
