@@ -26,6 +26,7 @@ import threading
 
 import numba
 from numba.core import types
+from numba.core.cpu_options import ParallelOptions
 from numba.core.errors import TypingError
 from numba.extending import overload
 
@@ -54,15 +55,18 @@ _OPTIONS = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 # function: for a kernel's partial-statistics allocations that cost about
 # 0.7 s of compile time per array (label_stats 5.1 -> 2.6 s) and bought
 # nothing, since they run once per wave, not per row.
-_PARALLEL = dict(
+# An options object, not a dict: Numba consumes a dict's entries on the first
+# compilation, so a kernel compiled again (a second signature, or after
+# ``numba.literally``) would silently get every transformation back.
+_PARALLEL = ParallelOptions(dict(
     prange=True, comprehension=False, reduction=True, inplace_binop=False, setitem=False, numpy=False,
     stencil=False, fusion=False,
-)
+))
 
 
 def kernel(function):
     """Compile a parallel kernel (``prange`` over row chunks)."""
-    return numba.njit(parallel=dict(_PARALLEL), **_OPTIONS)(function)
+    return numba.njit(parallel=_PARALLEL, **_OPTIONS)(function)
 
 
 def _without_refcounts() -> dict:
