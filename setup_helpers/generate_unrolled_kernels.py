@@ -58,10 +58,12 @@ specialisations (two to eight features) it was 5.6 and 7.1 s, hence
 Numba cannot unroll by a run-time value and its code must live in a file to
 be cached on disk, hence a generated module rather than ``exec``.
 
-Compile time grows quickly with the feature count (each specialisation is
-compiled once per dtype; for the log-densities alone, about 1.7 s per dtype
-for two to eight features and 10.5 s for two to sixteen), so the range stops
-at ``MAX_UNROLLED_FEATURES``.
+Compile time grows quickly with the feature count (measured when every kernel
+compiled all the specialisations: for the log-densities alone, about 1.7 s
+per dtype for two to eight features and 10.5 s for two to sixteen), so the
+range stops at ``MAX_UNROLLED_FEATURES``. Kernels now compile only the
+specialisation of their own feature count (the tables at the end of each
+family; see ``fastem._core.numba``), so a fit pays for one.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fastem.mixture.steps import full_variant
@@ -175,3 +176,30 @@ def test_a_fit_compiles_only_its_own_feature_count(tmp_path):
         **report["2"]["helpers"], "_log_prob_full_loops": 1, "_add_pairs_loops": 1, "_accumulate_dense_loops": 1,
     }
     assert report["9"]["kernels"] == ["Literal[int](0)", "Literal[int](0)", "Literal[int](2)", "Literal[int](2)"]
+
+
+def test_specialised_kernels_are_called_without_the_dispatchers_slow_path(monkeypatch):
+    # Called from Python with plain ints, a kernel compiled for literal ones
+    # would go through Numba's slow path on every call (it retypes the
+    # kernel: about 60 ms); call_specialised must find the compiled
+    # specialisation directly once it exists in the process.
+    from fastem import GaussianMixture
+    from fastem.mixture import _estep_kernels, _log_prob_kernels
+    from fastem.mixture.steps import _kernel_model, estep, weighted_log_prob
+
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    model = GaussianMixture(2, random_state=0).fit(X)  # compiles or loads the E-step specialisation
+    model.predict(X)  # and the log-probabilities one
+    slow_calls = []
+    for kernel in (_estep_kernels.estep_full, _log_prob_kernels.weighted_log_prob_full):
+        original = kernel._compile_for_args
+        monkeypatch.setattr(kernel, "_compile_for_args", lambda *a, _o=original, **k: slow_calls.append(a) or _o(*a, **k))
+    estep(X, None, model._params(), "full")
+    log_prob = weighted_log_prob(X, model._params(), "full")
+    assert not slow_calls
+    # The direct call computes exactly what the dispatcher's call computes.
+    monkeypatch.undo()
+    through_dispatcher = np.empty_like(log_prob)
+    kernel_model = _kernel_model(model._params(), "full", X.dtype)
+    _log_prob_kernels.weighted_log_prob_full(X, kernel_model, through_dispatcher, *full_variant(2))
+    np.testing.assert_array_equal(log_prob, through_dispatcher)

@@ -1,6 +1,6 @@
 """The block normaliser's three paths, called directly on hand-made blocks.
 
-``_normalise_block`` writes a block of hard rows (one close component each)
+``normalise_block`` writes a block of hard rows (one close component each)
 without an exp, runs the exp on the soft rows alone when they are few, and on
 the whole block otherwise. The paths must give the same responsibilities and
 totals, so the tests of whole fits cannot tell which one ran; here the scratch

@@ -19,16 +19,6 @@ from fastem._core.intrinsics import bits_from_float, float_from_bits
 from fastem._core.numba import FASTMATH, helper
 
 
-# Vectorisable exp and log
-#
-# Numba lowers np.exp/np.log inside loops to scalar libm calls, which would
-# cost more than all the arithmetic around them. These versions use only
-# arithmetic, comparisons and bit casts that LLVM vectorises when they are
-# inlined into a loop over rows: Cody-Waite range reduction and a polynomial,
-# with the power of two built directly in the exponent bits. Both are
-# accurate to a few ulp on the ranges used here (arguments <= 0 for exp,
-# values in [1, n_components] for log).
-
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: HI has 32 significant
 _LN2_LO = 1.90821492927058770002e-10  # bits, so n * HI is exact for |n| < 2**21

@@ -1,4 +1,9 @@
-"""Numba kernels for Gaussian mixtures: fused E-step statistics and log-probabilities.
+"""Parallel E-step kernels for Gaussian mixtures: one fused pass over X into additive statistics.
+
+The per-block building blocks live in ``_log_density`` (log-densities),
+``_normaliser`` (log-sum-exp into responsibilities) and ``_accumulate``
+(statistics); the log-probability kernels for inference in
+``_log_prob_kernels``.
 
 Layout shared by every kernel
 -----------------------------
@@ -46,7 +51,9 @@ few close components beyond one per row runs them on its shared rows alone.
 For two to eight features the full-covariance log-densities and the
 accumulation through the pair buffers use generated straight-line code
 (``_unrolled_full``), as does the dense accumulation for two to four
-features; these loops are the general case.
+features; the general loops serve every other count. Which of them a kernel
+contains is decided when it is compiled, from the literal feature count the
+caller passes (``steps.full_variant``), so a fit compiles only its own.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from fastem.mixture.parameters import (
     log_det_cholesky,
     precision_cholesky,
 )
-from fastem._core.numba import BLAS_MIN_FEATURES, blas_pinning_available
+from fastem._core.numba import BLAS_MIN_FEATURES, blas_pinning_available, call_specialised
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -98,7 +98,8 @@ def estep(X: np.ndarray, sample_weight, params: GaussianParams, covariance_type:
     shift = model[0].astype(np.float64)
     if covariance_type == "full":
         second = np.zeros((n_components, n_features, n_features))
-        _estep_kernels.estep_full(X, weights, model, (resp_sum, first, second, totals), *full_variant(n_features))
+        arguments = (X, weights, model, (resp_sum, first, second, totals))
+        call_specialised(_estep_kernels.estep_full, arguments, full_variant(n_features))
         second = _symmetrise(second)
     elif covariance_type == "tied":
         within = np.zeros((n_features, n_features))
@@ -124,7 +125,7 @@ def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: st
     model = _kernel_model(params, covariance_type, X.dtype)
     out = np.empty((X.shape[0], params.means.shape[0]))
     if covariance_type == "full":
-        _log_prob_kernels.weighted_log_prob_full(X, model, out, *full_variant(X.shape[1]))
+        call_specialised(_log_prob_kernels.weighted_log_prob_full, (X, model, out), full_variant(X.shape[1]))
     elif covariance_type == "tied":
         _log_prob_kernels.weighted_log_prob_tied(X, model, out)
     else:
