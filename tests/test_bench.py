@@ -1,12 +1,16 @@
 """Smoke tests of the comparison script ``python -m fastem.bench``.
 
 They check that the script runs end to end and reports what it promises (the
-columns, agreement with scikit-learn), never how fast anything is: speed is
-measured by the script and by asv, not asserted here.
+columns, agreement with scikit-learn, the first-fit targets table), never how
+fast anything is: speed is measured by the script and by asv, not asserted
+here. ``fastem.bench`` re-exports the public names of its modules; most tests
+go through it, so they check that those names keep working.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import subprocess
 import sys
@@ -16,10 +20,13 @@ import pytest
 
 from fastem import bench
 from fastem._core.numba import max_threads
+from fastem.bench import first_fit, memory
+from fastem.bench.report import FIRST_FIT_TARGET_COLUMNS, Report, render
 
 
 def cells(line: str) -> list:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+    """The cells of a markdown table row (a pipe escaped as ``\\|`` is part of a cell)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
 
 
 def number(cell: str) -> float:
@@ -177,3 +184,95 @@ def test_regenerating_a_report_keeps_its_hand_written_tail(tmp_path):
     fresh = tmp_path / "fresh.md"
     write_report(str(fresh), "only the table\n")
     assert fresh.read_text() == "only the table\n"
+
+
+def test_package_re_exports_the_public_names_of_its_modules():
+    for module_info in pkgutil.iter_modules(bench.__path__):
+        if module_info.name == "__main__":
+            continue
+        module = importlib.import_module(f"fastem.bench.{module_info.name}")
+        for name, value in vars(module).items():
+            if name.startswith("_") or getattr(value, "__module__", module.__name__) != module.__name__:
+                continue
+            if isinstance(value, type(sys)) or name == "annotations":
+                continue
+            assert getattr(bench, name, None) is value, f"fastem.bench.{name} (from {module.__name__})"
+            assert name in bench.__all__, name
+
+
+def test_child_process_code_imports_what_it_names():
+    # The child programs run in fresh interpreters; a name they import that
+    # moved would only fail there.
+    for code in (first_fit._FIRST_FIT_CODE, first_fit._TARGET_FITS_CODE, memory._PEAK_MEMORY_CODE):
+        for module, names in re.findall(r"from (fastem[\w.]*) import ([\w, ]+)", code):
+            imported = importlib.import_module(module)
+            for name in names.split(","):
+                assert hasattr(imported, name.strip()), f"{module}.{name.strip()}"
+
+
+# What first_fit_targets returns, with made-up seconds: every kind of result.
+FAKE_TARGETS = {
+    "cold_fit": {"seconds": 7.25},
+    "inference": {"seconds": 2.5},
+    "cold_diag_float32": {"not_run": "not run with --quick (it compiles kernels of its own)"},
+    "second_feature_count": {"seconds": 3.0},
+    "warm": {"first": 0.75, "again": 0.5},
+    "compile": {"failed": "compile command failed: usage: python -m fastem [-h] {demo,fit}\nerror: invalid choice: 'compile' | x"},
+    "compiled_tied": {"not_run": "not run: the compile command failed"},
+    # compiled_full_float32 left out: reported as not measured
+}
+
+
+def test_first_fit_targets_table_renders_each_figure_next_to_its_target():
+    rows = bench.first_fit_target_rows(FAKE_TARGETS, 100_000, 3)
+    report = Report(settings=bench.QUICK, command="python -m fastem.bench --cases first_fit_targets", gemm=1.0)
+    report.first_fit_target_rows = rows
+    markdown = render(report)
+    section = markdown[markdown.index("## First fit: the targets of issue 12") :]
+    header, table = table_rows(section, "case")
+    assert header == FIRST_FIT_TARGET_COLUMNS == ["case", "measured", "target", "met"]
+    assert len(table) == len(bench.FIRST_FIT_TARGETS) and all(len(row) == 4 for row in table)
+    by_key = {target.key: dict(zip(header, row)) for target, row in zip(bench.FIRST_FIT_TARGETS, table)}
+
+    cold = by_key["cold_fit"]
+    assert cold["case"].startswith("(a) empty cache: `GaussianMixture(3).fit(X)`, X 1e5 x 2 float64")
+    assert (cold["measured"], cold["target"], cold["met"]) == ("7.25 s", "≤ 10 s", "yes")
+    assert (by_key["inference"]["measured"], by_key["inference"]["target"], by_key["inference"]["met"]) == (
+        "2.50 s", "≤ 2 s", "no"
+    )
+    assert by_key["second_feature_count"]["met"] == "yes"  # 3 s against 4 s
+    warm = by_key["warm"]
+    assert warm["measured"] == "+0.25 s (0.75 s first, 0.50 s again)"
+    assert (warm["target"], warm["met"]) == ("≤ +0.5 s over a refit", "yes")
+
+    # Failures and cases not run are said, never counted as met or missed.
+    assert by_key["cold_diag_float32"]["measured"].startswith("not run with --quick")
+    failed = by_key["compile"]
+    assert failed["measured"].startswith("compile command failed: usage:") and "invalid choice" in failed["measured"]
+    assert (failed["target"], failed["met"]) == ("—", "—")
+    assert by_key["compiled_tied"]["met"] == by_key["compiled_full_float32"]["met"] == "—"
+    assert by_key["compiled_full_float32"]["measured"] == "not measured"
+    # The stderr tail's newline and pipe did not break the table.
+    assert "\\| x" in section
+
+
+def test_compile_command_failure_is_reported_not_raised(monkeypatch):
+    def failing_run(command, **kwargs):
+        assert command[1:] == ["-m", "fastem", "compile"] and kwargs["env"]["NUMBA_CACHE_DIR"] == "/nowhere"
+        return subprocess.CompletedProcess(command, 2, "", "usage: python -m fastem\nerror: invalid choice: 'compile'\n")
+
+    monkeypatch.setattr(first_fit.subprocess, "run", failing_run)
+    result = first_fit._compile_ahead({"NUMBA_CACHE_DIR": "/nowhere"})
+    assert result == {"failed": "compile command failed: usage: python -m fastem error: invalid choice: 'compile'"}
+
+
+def test_first_fit_targets_is_a_case_of_its_own():
+    case = bench.CASES["first_fit_targets"]
+    assert (case.kind, case.n_samples, case.n_features, case.n_components, case.covariance_type) == (
+        "first_fit_targets", 100_000, 2, 3, "full"
+    )
+    assert bench.RUNNERS[case.kind] is bench.run_first_fit_targets_case
+    assert bench.build_parser().parse_args(["--cases", "first_fit_targets"]).cases == ["first_fit_targets"]
+    # --quick measures (a), (b) and (e) only; the table says so for the others.
+    quick = [target.key for target in bench.FIRST_FIT_TARGETS if target.quick]
+    assert quick == ["cold_fit", "inference", "warm"] and not bench.QUICK.all_first_fit_targets
