@@ -4,11 +4,14 @@ The public API:
 
 * :class:`GaussianMixture`: a drop-in for ``sklearn.mixture.GaussianMixture``
   with sample weights, thread control and float32 support.
+* :class:`GaussianHMM`: a drop-in for ``hmmlearn.hmm.GaussianHMM``, parallel
+  over sequences, with per-sequence weights.
 * :mod:`fastem.reference`: the naive textbook EM, the correctness oracle.
 """
 
 from fastem.exceptions import ConvergenceWarning, ModelFileError, NotFittedError
+from fastem.hmm import GaussianHMM
 from fastem.mixture import GaussianMixture
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "ModelFileError", "NotFittedError"]
+__all__ = ["GaussianMixture", "GaussianHMM", "ConvergenceWarning", "ModelFileError", "NotFittedError"]
 __version__ = "0.1.0"

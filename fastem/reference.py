@@ -1,10 +1,15 @@
-"""The naive textbook EM for Gaussian mixtures, in plain NumPy/SciPy.
+"""The naive textbook EMs of fastem's model families, in plain NumPy/SciPy.
 
-This is the algorithm a user would write first: per-component
-``scipy.stats.multivariate_normal`` densities, an explicit n x k
-responsibility matrix, two-pass weighted covariances. It is slow on purpose
-and kept simple so that it can serve as the correctness oracle for the fast
-kernels and as the baseline of the benchmarks.
+These are the algorithms a user would write first, slow on purpose and kept
+simple so that they serve as the correctness oracles of the fast kernels and
+as baselines of the benchmarks:
+
+* Gaussian mixtures (``e_step``, ``m_step``, ``fit``): per-component
+  ``scipy.stats.multivariate_normal`` densities, an explicit n x k
+  responsibility matrix, two-pass weighted covariances.
+* Gaussian HMMs (``hmm_forward_backward``, ``hmm_viterbi``, ``hmm_fit``):
+  Baum-Welch in log space, one sequence at a time, with explicit
+  (T - 1, k, k) transition posteriors.
 """
 
 from __future__ import annotations
@@ -82,3 +87,92 @@ def fit(X, weights, means, covariances, covariance_type: str = "full", n_iter: i
         lower_bounds.append(float(sample_weight @ log_norm / sample_weight.sum()))
         weights, means, covariances = m_step(X, resp, covariance_type, reg_covar, sample_weight)
     return {"weights": weights, "means": means, "covariances": covariances, "lower_bounds": lower_bounds}
+
+
+###############################################################################
+# Gaussian HMM: Baum-Welch and Viterbi in log space
+
+
+def _split(X, lengths):
+    X = np.asarray(X, dtype=np.float64)
+    lengths = [X.shape[0]] if lengths is None else list(lengths)
+    return np.split(X, np.cumsum(lengths)[:-1])
+
+
+def hmm_forward_backward(X, startprob, transmat, means, covars, covariance_type: str):
+    """One sequence: (log-likelihood, posteriors (T, k), summed transition posteriors (k, k))."""
+    ones = np.ones(len(startprob))
+    log_b = weighted_log_prob(X, ones, means, covars, covariance_type)
+    with np.errstate(divide="ignore"):
+        log_pi, log_a = np.log(startprob), np.log(transmat)
+    n_rows, n_states = log_b.shape
+    log_alpha = np.empty((n_rows, n_states))
+    log_beta = np.zeros((n_rows, n_states))
+    log_alpha[0] = log_pi + log_b[0]
+    for t in range(1, n_rows):
+        log_alpha[t] = logsumexp(log_alpha[t - 1][:, None] + log_a, axis=0) + log_b[t]
+    for t in range(n_rows - 2, -1, -1):
+        log_beta[t] = logsumexp(log_a + (log_b[t + 1] + log_beta[t + 1])[None, :], axis=1)
+    log_likelihood = logsumexp(log_alpha[-1])
+    posteriors = np.exp(log_alpha + log_beta - log_likelihood)
+    log_xi = log_alpha[:-1, :, None] + log_a[None] + (log_b[1:] + log_beta[1:])[:, None, :] - log_likelihood
+    return float(log_likelihood), posteriors, np.exp(log_xi).sum(axis=0)
+
+
+def hmm_viterbi(X, startprob, transmat, means, covars, covariance_type: str):
+    """One sequence: (log-probability of the most likely path, the path)."""
+    log_b = weighted_log_prob(X, np.ones(len(startprob)), means, covars, covariance_type)
+    with np.errstate(divide="ignore"):
+        log_pi, log_a = np.log(startprob), np.log(transmat)
+    n_rows = log_b.shape[0]
+    lattice = np.empty_like(log_b)
+    lattice[0] = log_pi + log_b[0]
+    for t in range(1, n_rows):
+        lattice[t] = (lattice[t - 1][:, None] + log_a).max(axis=0) + log_b[t]
+    path = np.empty(n_rows, dtype=np.int64)
+    path[-1] = np.argmax(lattice[-1])
+    for t in range(n_rows - 2, -1, -1):
+        path[t] = np.argmax(lattice[t] + log_a[:, path[t + 1]])
+    return float(lattice[-1].max()), path
+
+
+def hmm_fit(X, lengths, startprob, transmat, means, covars, covariance_type: str = "diag", n_iter: int = 10,
+            sequence_weights=None):
+    """Maximum-likelihood Baum-Welch from the given parameters, ``n_iter`` iterations.
+
+    ``sequence_weights`` multiplies each sequence's statistics. Returns a dict
+    with the parameters after the last M-step and ``history``: the weighted
+    log-likelihood before each M-step.
+    """
+    sequences = _split(X, lengths)
+    weights = np.ones(len(sequences)) if sequence_weights is None else np.asarray(sequence_weights, dtype=np.float64)
+    startprob, transmat = np.array(startprob, dtype=float), np.array(transmat, dtype=float)
+    means, covars = np.array(means, dtype=float), np.array(covars, dtype=float)
+    n_states, n_features = means.shape
+    history = []
+    for _ in range(n_iter):
+        start, trans, log_likelihood = np.zeros(n_states), np.zeros((n_states, n_states)), 0.0
+        rows, resp = [], []
+        for w, sequence in zip(weights, sequences):
+            sequence_ll, posterior, xi = hmm_forward_backward(sequence, startprob, transmat, means, covars, covariance_type)
+            log_likelihood += w * sequence_ll
+            start += w * posterior[0]
+            trans += w * xi
+            rows.append(sequence)
+            resp.append(posterior * w)
+        history.append(log_likelihood)
+        startprob = start / start.sum()
+        transmat = trans / trans.sum(axis=1, keepdims=True)
+        data, resp = np.vstack(rows), np.vstack(resp)
+        nk = resp.sum(axis=0)
+        means = (resp.T @ data) / nk[:, None]
+        scatter = np.stack([((data - means[j]).T * resp[:, j]) @ (data - means[j]) for j in range(n_states)])
+        if covariance_type == "full":
+            covars = scatter / nk[:, None, None]
+        elif covariance_type == "tied":
+            covars = scatter.sum(axis=0) / nk.sum()
+        elif covariance_type == "diag":
+            covars = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None]
+        else:
+            covars = np.diagonal(scatter, axis1=1, axis2=2).mean(axis=1) / nk
+    return {"startprob": startprob, "transmat": transmat, "means": means, "covars": covars, "history": history}

@@ -1,0 +1,275 @@
+"""Forward-backward and Viterbi over many sequences (parallel Numba kernels).
+
+Sequences are grouped into fixed chunks of consecutive sequences (see
+``steps.sequence_chunks``: the grouping depends on the lengths only, never on
+the thread count). ``prange`` runs over chunks; each chunk writes its own
+partial transition and start statistics, which the caller adds in chunk order,
+so results are bit-identical for any thread count.
+
+Forward-backward is scaled, not in log space
+--------------------------------------------
+Each row's emission probabilities are taken relative to the row's largest
+one, ``e_j = exp(log p(x_t | j) - M_t)``, so they never underflow all
+together, however far out a row lies (a 1e4-sigma outlier has log-densities
+near -5e7 under every state). The forward recursion then needs k^2
+multiply-adds and k exps per row instead of k^2 exps and logs:
+
+    c_j     = sum_i alpha_(t-1),i A_ij        (alpha_0 replaced by startprob)
+    s_t     = sum_j c_j e_j,  alpha_t,j = c_j e_j / s_t
+    log p(x_1..T) = sum_t (log s_t + M_t)
+
+When ``s_t`` underflows (the states that explain the row are almost
+unreachable: zeros in a left-right ``transmat_``), that row is redone in log
+space, ``log c_j + log p(x_t | j)``, over the reachable states only. Either
+way the row's ``e_j / s_t`` is stored (in place of its log-densities) for the
+backward pass, which is then the same in both cases:
+
+    beta_T = 1,  beta_t,i = sum_j A_ij (e_(t+1),j / s_(t+1)) beta_(t+1),j
+    gamma_t = alpha_t beta_t (normalised),  xi_t,ij = alpha_t,i A_ij (e_(t+1),j / s_(t+1)) beta_(t+1),j
+
+With this scaling ``sum_i alpha_t,i beta_t,i = 1``, so ``beta_t,i <= 1 /
+alpha_t,i``: alphas below 1e-300 are flushed to zero, and the betas of states
+with zero alpha (which no posterior can use) are set to zero, so no beta
+overflows even on sequences of millions of rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from fastem._core.numba import helper, kernel
+
+# A row whose predicted total s_t falls below this is redone in log space
+# (then s_t lies in [1, k]); above it, e_j / s_t <= 1e100 cannot overflow.
+_SCALE_FLOOR = 1e-100
+# Forward probabilities below this are flushed to zero (see the module docstring).
+_ALPHA_FLOOR = 1e-300
+# exp() of at most this in the log-space row: finite (e^700 ~ 1e304).
+_EXP_CEILING = 700.0
+
+
+@helper
+def _forward_row(log_prob, t, predicted, alpha):
+    """Scaled forward row: row t of ``log_prob`` becomes e_j / s_t and ``alpha`` alpha_t; returns log s_t + M_t.
+
+    ``predicted`` holds c_j (the predicted state distribution) on entry.
+    Returns -inf, with row t of ``log_prob`` overwritten, when s_t underflows:
+    the caller then redoes the row in log space.
+    """
+    n_components = log_prob.shape[1]
+    row_max = -np.inf
+    for j in range(n_components):
+        row_max = max(row_max, log_prob[t, j])
+    if row_max == -np.inf:
+        return -np.inf
+    total = 0.0
+    for j in range(n_components):
+        e = math.exp(log_prob[t, j] - row_max)
+        log_prob[t, j] = e
+        alpha[j] = predicted[j] * e
+        total += alpha[j]
+    if not total >= _SCALE_FLOOR:
+        return -np.inf
+    inverse = 1.0 / total
+    for j in range(n_components):
+        value = alpha[j] * inverse
+        alpha[j] = value if value >= _ALPHA_FLOOR else 0.0
+        log_prob[t, j] *= inverse
+    return math.log(total) + row_max
+
+
+@helper
+def _forward_row_log(log_prob, t, predicted, alpha):
+    """The log-space version of ``_forward_row`` for rows whose scaled total underflows."""
+    n_components = log_prob.shape[1]
+    shift = -np.inf
+    for j in range(n_components):
+        if predicted[j] > 0.0:
+            shift = max(shift, math.log(predicted[j]) + log_prob[t, j])
+    if shift == -np.inf:
+        for j in range(n_components):
+            log_prob[t, j] = 0.0
+            alpha[j] = predicted[j]
+        return -np.inf
+    total = 0.0
+    for j in range(n_components):
+        if predicted[j] > 0.0:
+            e = math.exp(min(log_prob[t, j] - shift, _EXP_CEILING))
+            log_prob[t, j] = e
+            alpha[j] = predicted[j] * e
+            total += alpha[j]
+        else:
+            log_prob[t, j] = 0.0
+            alpha[j] = 0.0
+    inverse = 1.0 / total
+    for j in range(n_components):
+        value = alpha[j] * inverse
+        alpha[j] = value if value >= _ALPHA_FLOOR else 0.0
+        log_prob[t, j] *= inverse
+    return math.log(total) + shift
+
+
+@helper
+def _forward_step(log_prob, t, predicted, alpha_row, saved):
+    """One forward row, scaled or (on underflow) in log space; ``saved`` is scratch of k floats."""
+    n_components = log_prob.shape[1]
+    for j in range(n_components):
+        saved[j] = log_prob[t, j]
+    log_scale = _forward_row(log_prob, t, predicted, alpha_row)
+    if log_scale == -np.inf:
+        for j in range(n_components):
+            log_prob[t, j] = saved[j]
+        log_scale = _forward_row_log(log_prob, t, predicted, alpha_row)
+    return log_scale
+
+
+@helper
+def _forward(log_prob, start, stop, startprob, transmat, alpha, predicted, saved):
+    """Scaled forward pass over rows start..stop-1; returns the sequence's log-likelihood."""
+    n_components = log_prob.shape[1]
+    for j in range(n_components):
+        predicted[j] = startprob[j]
+    log_likelihood = _forward_step(log_prob, start, predicted, alpha[start], saved)
+    for t in range(start + 1, stop):
+        for j in range(n_components):
+            predicted[j] = 0.0
+        for i in range(n_components):
+            a = alpha[t - 1, i]
+            if a != 0.0:
+                for j in range(n_components):
+                    predicted[j] += a * transmat[i, j]
+        log_likelihood += _forward_step(log_prob, t, predicted, alpha[t], saved)
+    return log_likelihood
+
+
+@helper
+def _backward(scaled, start, stop, transmat, alpha, weight, beta, beta_next, emitted, start_stats, trans_stats):
+    """Backward pass over rows start..stop-1: posteriors into ``scaled`` (which holds e / s on entry).
+
+    Adds ``weight`` times the first row's posteriors into ``start_stats`` and
+    the expected transitions into ``trans_stats``.
+    """
+    n_components = scaled.shape[1]
+    for i in range(n_components):
+        beta_next[i] = 1.0 if alpha[stop - 1, i] != 0.0 else 0.0
+    for t in range(stop - 2, start - 1, -1):
+        for j in range(n_components):
+            emitted[j] = scaled[t + 1, j] * beta_next[j]
+        # The posterior of row t + 1 is final once its scaled emissions are read.
+        _posterior_row(alpha, t + 1, beta_next, scaled)
+        for i in range(n_components):
+            a = alpha[t, i]
+            if a == 0.0:
+                beta[i] = 0.0
+                continue
+            total = 0.0
+            for j in range(n_components):
+                term = transmat[i, j] * emitted[j]
+                total += term
+                trans_stats[i, j] += weight * a * term
+            beta[i] = total
+        for i in range(n_components):
+            beta_next[i] = beta[i]
+    _posterior_row(alpha, start, beta_next, scaled)
+    for j in range(n_components):
+        start_stats[j] += weight * scaled[start, j]
+
+
+@helper
+def _posterior_row(alpha, t, beta, out):
+    """out[t] = alpha_t * beta / sum (left as alpha_t if that sum is zero)."""
+    n_components = alpha.shape[1]
+    total = 0.0
+    for j in range(n_components):
+        total += alpha[t, j] * beta[j]
+    if total > 0.0:
+        inverse = 1.0 / total
+        for j in range(n_components):
+            out[t, j] = alpha[t, j] * beta[j] * inverse
+    else:
+        for j in range(n_components):
+            out[t, j] = alpha[t, j]
+
+
+@kernel
+def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequence_weights, alpha,
+                     log_likelihoods, part_start, part_trans, posteriors):
+    """Forward(-backward) for every sequence, in parallel over chunks of sequences.
+
+    log_prob : (n, k) float64, emission log-densities; overwritten: with the
+        posteriors when ``posteriors`` is True, with scratch otherwise.
+    offsets : (n_sequences + 1,) int64, row offsets of the sequences.
+    chunk_offsets : (n_chunks + 1,) int64, sequence offsets of the chunks.
+    startprob (k,), transmat (k, k), sequence_weights (n_sequences,): float64.
+    alpha : (n, k) float64 scratch (the scaled forward probabilities).
+    log_likelihoods : (n_sequences,) float64, out.
+    part_start (n_chunks, k), part_trans (n_chunks, k, k): float64, zeroed,
+        out: each chunk's weighted start and transition statistics.
+    posteriors : bool, whether to run the backward pass.
+    """
+    n_components = log_prob.shape[1]
+    n_chunks = chunk_offsets.shape[0] - 1
+    for c in prange(n_chunks):
+        predicted = np.empty(n_components)
+        saved = np.empty(n_components)
+        beta = np.empty(n_components)
+        beta_next = np.empty(n_components)
+        emitted = np.empty(n_components)
+        chunk_start = part_start[c]
+        chunk_trans = part_trans[c]
+        for s in range(chunk_offsets[c], chunk_offsets[c + 1]):
+            start = offsets[s]
+            stop = offsets[s + 1]
+            log_likelihoods[s] = _forward(log_prob, start, stop, startprob, transmat, alpha, predicted, saved)
+            if posteriors:
+                _backward(
+                    log_prob, start, stop, transmat, alpha, sequence_weights[s], beta, beta_next, emitted,
+                    chunk_start, chunk_trans,
+                )
+
+
+@kernel
+def viterbi(log_prob, offsets, chunk_offsets, log_startprob, log_transmat, path, log_probs):
+    """Most likely state path of every sequence, in parallel over chunks of sequences.
+
+    log_prob (n, k) float64 is overwritten with the Viterbi lattice. Ties go
+    to the lowest state index, as in hmmlearn. path (n,) int64 and
+    log_probs (n_sequences,) float64 are outputs.
+    """
+    n_components = log_prob.shape[1]
+    n_chunks = chunk_offsets.shape[0] - 1
+    for c in prange(n_chunks):
+        for s in range(chunk_offsets[c], chunk_offsets[c + 1]):
+            start = offsets[s]
+            stop = offsets[s + 1]
+            for j in range(n_components):
+                log_prob[start, j] += log_startprob[j]
+            for t in range(start + 1, stop):
+                for j in range(n_components):
+                    best = log_prob[t - 1, 0] + log_transmat[0, j]
+                    for i in range(1, n_components):
+                        value = log_prob[t - 1, i] + log_transmat[i, j]
+                        if value > best:
+                            best = value
+                    log_prob[t, j] += best
+            state = 0
+            best = log_prob[stop - 1, 0]
+            for j in range(1, n_components):
+                if log_prob[stop - 1, j] > best:
+                    best = log_prob[stop - 1, j]
+                    state = j
+            log_probs[s] = best
+            path[stop - 1] = state
+            for t in range(stop - 2, start - 1, -1):
+                following = path[t + 1]
+                state = 0
+                best = log_prob[t, 0] + log_transmat[0, following]
+                for i in range(1, n_components):
+                    value = log_prob[t, i] + log_transmat[i, following]
+                    if value > best:
+                        best = value
+                        state = i
+                path[t] = state
