@@ -79,6 +79,39 @@ def _exp_flushed64(x):
     return p * scale if x >= RESP_LOG_FLOOR else 0.0
 
 
+# Below this exp(x) is subnormal (or zero): exp_nonpositive returns 0.
+_EXP_NORMAL_FLOOR = -708.0
+
+
+@helper
+def exp_nonpositive(x):
+    """exp(x) for float64 x <= 0, to a few ulp, and 0 below -708 (where exp leaves the normal range).
+
+    Unlike ``exp_flushed`` it keeps values far below the row's largest one:
+    forward-backward multiplies them by predicted probabilities that may be
+    much larger than the largest value's.
+    """
+    y = max(x, _EXP_NORMAL_FLOOR)
+    k = np.floor(y * _LOG2E + 0.5)
+    r = (y - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    scale = float_from_bits((np.int64(k) + 1023) << 52)
+    return p * scale if x >= _EXP_NORMAL_FLOOR else 0.0
+
+
 # float32 versions of the constants. ln 2 is split for float32 as above: HI
 # has 9 significant bits, so n * HI is exact for |n| < 2**15.
 _LOG2E_32 = np.float32(_LOG2E)

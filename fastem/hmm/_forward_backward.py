@@ -40,7 +40,8 @@ import math
 import numpy as np
 from numba import prange
 
-from fastem._core.numba import helper, kernel
+from fastem._core.fast_math import exp_nonpositive, log_positive
+from fastem._core.numba import BLOCK_ROWS, helper, kernel
 
 # A row whose predicted total s_t falls below this is redone in log space
 # (then s_t lies in [1, k]); above it, e_j / s_t <= 1e100 cannot overflow.
@@ -52,43 +53,18 @@ _EXP_CEILING = 700.0
 
 
 @helper
-def _forward_row(log_prob, t, predicted, alpha):
-    """Scaled forward row: row t of ``log_prob`` becomes e_j / s_t and ``alpha`` alpha_t; returns log s_t + M_t.
+def _forward_row_log(log_prob, t, saved, predicted, alpha):
+    """Row t of the forward pass in log space (its scaled total underflowed); returns log s_t + M_t.
 
-    ``predicted`` holds c_j (the predicted state distribution) on entry.
-    Returns -inf, with row t of ``log_prob`` overwritten, when s_t underflows:
-    the caller then redoes the row in log space.
+    ``saved`` holds the row's log-densities; row t of ``log_prob`` becomes
+    e_j / s_t. Only reachable states (c_j > 0) count; the largest term is 1,
+    so 1 <= s_t <= k. Returns -inf when no reachable state can emit the row.
     """
-    n_components = log_prob.shape[1]
-    row_max = -np.inf
-    for j in range(n_components):
-        row_max = max(row_max, log_prob[t, j])
-    if row_max == -np.inf:
-        return -np.inf
-    total = 0.0
-    for j in range(n_components):
-        e = math.exp(log_prob[t, j] - row_max)
-        log_prob[t, j] = e
-        alpha[j] = predicted[j] * e
-        total += alpha[j]
-    if not total >= _SCALE_FLOOR:
-        return -np.inf
-    inverse = 1.0 / total
-    for j in range(n_components):
-        value = alpha[j] * inverse
-        alpha[j] = value if value >= _ALPHA_FLOOR else 0.0
-        log_prob[t, j] *= inverse
-    return math.log(total) + row_max
-
-
-@helper
-def _forward_row_log(log_prob, t, predicted, alpha):
-    """The log-space version of ``_forward_row`` for rows whose scaled total underflows."""
     n_components = log_prob.shape[1]
     shift = -np.inf
     for j in range(n_components):
         if predicted[j] > 0.0:
-            shift = max(shift, math.log(predicted[j]) + log_prob[t, j])
+            shift = max(shift, math.log(predicted[j]) + saved[j])
     if shift == -np.inf:
         for j in range(n_components):
             log_prob[t, j] = 0.0
@@ -96,14 +72,10 @@ def _forward_row_log(log_prob, t, predicted, alpha):
         return -np.inf
     total = 0.0
     for j in range(n_components):
-        if predicted[j] > 0.0:
-            e = math.exp(min(log_prob[t, j] - shift, _EXP_CEILING))
-            log_prob[t, j] = e
-            alpha[j] = predicted[j] * e
-            total += alpha[j]
-        else:
-            log_prob[t, j] = 0.0
-            alpha[j] = 0.0
+        e = math.exp(min(saved[j] - shift, _EXP_CEILING)) if predicted[j] > 0.0 else 0.0
+        log_prob[t, j] = e
+        alpha[j] = predicted[j] * e
+        total += alpha[j]
     inverse = 1.0 / total
     for j in range(n_components):
         value = alpha[j] * inverse
@@ -113,35 +85,66 @@ def _forward_row_log(log_prob, t, predicted, alpha):
 
 
 @helper
-def _forward_step(log_prob, t, predicted, alpha_row, saved):
-    """One forward row, scaled or (on underflow) in log space; ``saved`` is scratch of k floats."""
+def _relative_emissions(log_prob, start, n_rows, saved, row_max):
+    """Rows start..start+n_rows-1 of ``log_prob`` become e_j = exp(log p - M_t); originals go to ``saved``."""
     n_components = log_prob.shape[1]
-    for j in range(n_components):
-        saved[j] = log_prob[t, j]
-    log_scale = _forward_row(log_prob, t, predicted, alpha_row)
-    if log_scale == -np.inf:
+    for r in range(n_rows):
+        m = log_prob[start + r, 0]
+        for j in range(1, n_components):
+            m = max(m, log_prob[start + r, j])
+        row_max[r] = m
+    for r in range(n_rows):
+        m = row_max[r]
         for j in range(n_components):
-            log_prob[t, j] = saved[j]
-        log_scale = _forward_row_log(log_prob, t, predicted, alpha_row)
-    return log_scale
+            value = log_prob[start + r, j]
+            saved[r, j] = value
+            log_prob[start + r, j] = exp_nonpositive(value - m)
 
 
 @helper
-def _forward(log_prob, start, stop, startprob, transmat, alpha, predicted, saved):
-    """Scaled forward pass over rows start..stop-1; returns the sequence's log-likelihood."""
+def _forward(log_prob, start, stop, startprob, transmat, alpha, predicted, saved, row_max, row_log):
+    """Scaled forward pass over rows start..stop-1; returns the sequence's log-likelihood.
+
+    Rows go in blocks: first every row's relative emissions (a loop that
+    vectorises), then the recursion, then the block's log scales.
+    """
     n_components = log_prob.shape[1]
-    for j in range(n_components):
-        predicted[j] = startprob[j]
-    log_likelihood = _forward_step(log_prob, start, predicted, alpha[start], saved)
-    for t in range(start + 1, stop):
-        for j in range(n_components):
-            predicted[j] = 0.0
-        for i in range(n_components):
-            a = alpha[t - 1, i]
-            if a != 0.0:
+    log_likelihood = 0.0
+    for block in range(start, stop, BLOCK_ROWS):
+        n_rows = min(BLOCK_ROWS, stop - block)
+        _relative_emissions(log_prob, block, n_rows, saved, row_max)
+        for r in range(n_rows):
+            t = block + r
+            if t == start:
                 for j in range(n_components):
-                    predicted[j] += a * transmat[i, j]
-        log_likelihood += _forward_step(log_prob, t, predicted, alpha[t], saved)
+                    predicted[j] = startprob[j]
+            else:
+                for j in range(n_components):
+                    predicted[j] = 0.0
+                for i in range(n_components):
+                    a = alpha[t - 1, i]
+                    for j in range(n_components):
+                        predicted[j] += a * transmat[i, j]
+            total = 0.0
+            for j in range(n_components):
+                value = predicted[j] * log_prob[t, j]
+                alpha[t, j] = value
+                total += value
+            if total >= _SCALE_FLOOR:
+                inverse = 1.0 / total
+                for j in range(n_components):
+                    value = alpha[t, j] * inverse
+                    alpha[t, j] = value if value >= _ALPHA_FLOOR else 0.0
+                    log_prob[t, j] *= inverse
+                row_log[r] = total
+            else:
+                row_log[r] = _forward_row_log(log_prob, t, saved[r], predicted, alpha[t])
+                row_max[r] = np.nan  # marks the row's log scale as complete
+        for r in range(n_rows):
+            if row_max[r] != row_max[r]:
+                log_likelihood += row_log[r]
+            else:
+                log_likelihood += log_positive(row_log[r]) + row_max[r]
     return log_likelihood
 
 
@@ -214,7 +217,9 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
     n_chunks = chunk_offsets.shape[0] - 1
     for c in prange(n_chunks):
         predicted = np.empty(n_components)
-        saved = np.empty(n_components)
+        saved = np.empty((BLOCK_ROWS, n_components))
+        row_max = np.empty(BLOCK_ROWS)
+        row_log = np.empty(BLOCK_ROWS)
         beta = np.empty(n_components)
         beta_next = np.empty(n_components)
         emitted = np.empty(n_components)
@@ -223,7 +228,9 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
         for s in range(chunk_offsets[c], chunk_offsets[c + 1]):
             start = offsets[s]
             stop = offsets[s + 1]
-            log_likelihoods[s] = _forward(log_prob, start, stop, startprob, transmat, alpha, predicted, saved)
+            log_likelihoods[s] = _forward(
+                log_prob, start, stop, startprob, transmat, alpha, predicted, saved, row_max, row_log
+            )
             if posteriors:
                 _backward(
                     log_prob, start, stop, transmat, alpha, sequence_weights[s], beta, beta_next, emitted,

@@ -201,7 +201,9 @@ class GaussianHMM(EstimatorBase):
         check_choice(self.algorithm, "algorithm", DECODER_ALGORITHMS)
         check_choice(self.implementation, "implementation", IMPLEMENTATIONS)
         check_int(self.n_iter, "n_iter", 1)
-        check_real(self.tol, "tol", -np.inf)
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, (int, float, np.integer, np.floating)) \
+                or np.isnan(self.tol) or self.tol == np.inf:
+            raise ValueError(f"tol must be a number (-inf disables the convergence test), got {self.tol!r}.")
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str):
