@@ -40,12 +40,15 @@ import math
 import numpy as np
 from numba import prange
 
-from fastem._core.fast_math import exp_nonpositive, log_positive
+from fastem._core.fast_math import exp_nonpositive
 from fastem._core.numba import BLOCK_ROWS, helper, kernel
 
-# A row whose predicted total s_t falls below this is redone in log space
-# (then s_t lies in [1, k]); above it, e_j / s_t <= 1e100 cannot overflow.
+# A row whose step total s_t falls below this is redone in log space (then
+# s_t lies in [1, k]); above it, e_j / s_t <= 1e100 cannot overflow.
 _SCALE_FLOOR = 1e-100
+# The unnormalised forward probabilities are rescaled when their total falls
+# below this, so a step total down to _SCALE_FLOOR still leaves them normal.
+_RESCALE_BELOW = 1e-100
 # Forward probabilities below this are flushed to zero (see the module docstring).
 _ALPHA_FLOOR = 1e-300
 # exp() of at most this in the log-space row: finite (e^700 ~ 1e304).
@@ -102,49 +105,79 @@ def _relative_emissions(log_prob, start, n_rows, saved, row_max):
 
 
 @helper
-def _forward(log_prob, start, stop, startprob, transmat, alpha, predicted, saved, row_max, row_log):
+def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, saved, row_max, row_total, row_after):
     """Scaled forward pass over rows start..stop-1; returns the sequence's log-likelihood.
 
-    Rows go in blocks: first every row's relative emissions (a loop that
-    vectorises), then the recursion, then the block's log scales.
+    ``transposed`` is transmat.T (C-contiguous).
+
+    Rows go in blocks of ``BLOCK_ROWS``. Within a block the recursion keeps
+    the forward probabilities unnormalised (their total tau_t is the product
+    of the s_t since the block began), so no division sits on the
+    row-to-row dependency chain; they are rescaled only when tau_t falls
+    below ``_RESCALE_BELOW``. A second pass over the block, whose rows are
+    independent, then normalises each alpha_t and divides the emissions by
+    s_t = tau_t / tau_(t-1). Rows whose step total underflows are redone in
+    log space (``_forward_row_log``) and marked with a NaN ``row_max``.
     """
     n_components = log_prob.shape[1]
     log_likelihood = 0.0
     for block in range(start, stop, BLOCK_ROWS):
         n_rows = min(BLOCK_ROWS, stop - block)
         _relative_emissions(log_prob, block, n_rows, saved, row_max)
+        previous_total = 1.0  # the block starts from normalised probabilities
         for r in range(n_rows):
             t = block + r
             if t == start:
                 for j in range(n_components):
                     predicted[j] = startprob[j]
             else:
+                # One register accumulator per state over the transposed
+                # matrix: accumulating into predicted[] would put a store and
+                # a reload on the dependency chain of every row.
                 for j in range(n_components):
-                    predicted[j] = 0.0
-                for i in range(n_components):
-                    a = alpha[t - 1, i]
-                    for j in range(n_components):
-                        predicted[j] += a * transmat[i, j]
+                    acc = 0.0
+                    for i in range(n_components):
+                        acc += alpha[t - 1, i] * transposed[j, i]
+                    predicted[j] = acc
             total = 0.0
             for j in range(n_components):
                 value = predicted[j] * log_prob[t, j]
+                value = value if value >= _ALPHA_FLOOR else 0.0  # no subnormals in the recursion
                 alpha[t, j] = value
                 total += value
-            if total >= _SCALE_FLOOR:
-                inverse = 1.0 / total
+            if total >= _SCALE_FLOOR * previous_total and total > 0.0:
+                row_total[r] = total
+                if total < _RESCALE_BELOW:
+                    inverse = 1.0 / total
+                    for j in range(n_components):
+                        alpha[t, j] *= inverse
+                    log_likelihood += math.log(total)
+                    total = 1.0
+            else:
+                inverse = 1.0 / previous_total
                 for j in range(n_components):
-                    value = alpha[t, j] * inverse
-                    alpha[t, j] = value if value >= _ALPHA_FLOOR else 0.0
-                    log_prob[t, j] *= inverse
-                row_log[r] = total
-            else:
-                row_log[r] = _forward_row_log(log_prob, t, saved[r], predicted, alpha[t])
-                row_max[r] = np.nan  # marks the row's log scale as complete
+                    predicted[j] *= inverse
+                log_likelihood += math.log(previous_total)
+                log_likelihood += _forward_row_log(log_prob, t, saved[r], predicted, alpha[t])
+                row_max[r] = np.nan
+                total = 1.0
+            row_after[r] = total
+            previous_total = total
+        log_likelihood += math.log(previous_total)
+        previous_total = 1.0
         for r in range(n_rows):
-            if row_max[r] != row_max[r]:
-                log_likelihood += row_log[r]
-            else:
-                log_likelihood += log_positive(row_log[r]) + row_max[r]
+            t = block + r
+            if row_max[r] != row_max[r]:  # redone in log space: already normalised
+                previous_total = 1.0
+                continue
+            log_likelihood += row_max[r]
+            step_inverse = previous_total / row_total[r]  # 1 / s_t
+            inverse = 1.0 / row_after[r]
+            for j in range(n_components):
+                value = alpha[t, j] * inverse
+                alpha[t, j] = value if value >= _ALPHA_FLOOR else 0.0
+                log_prob[t, j] *= step_inverse
+            previous_total = row_after[r]
     return log_likelihood
 
 
@@ -219,17 +252,22 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
         predicted = np.empty(n_components)
         saved = np.empty((BLOCK_ROWS, n_components))
         row_max = np.empty(BLOCK_ROWS)
-        row_log = np.empty(BLOCK_ROWS)
+        row_total = np.empty(BLOCK_ROWS)
+        row_after = np.empty(BLOCK_ROWS)
         beta = np.empty(n_components)
         beta_next = np.empty(n_components)
         emitted = np.empty(n_components)
+        transposed = np.empty((n_components, n_components))
+        for i in range(n_components):
+            for j in range(n_components):
+                transposed[j, i] = transmat[i, j]
         chunk_start = part_start[c]
         chunk_trans = part_trans[c]
         for s in range(chunk_offsets[c], chunk_offsets[c + 1]):
             start = offsets[s]
             stop = offsets[s + 1]
             log_likelihoods[s] = _forward(
-                log_prob, start, stop, startprob, transmat, alpha, predicted, saved, row_max, row_log
+                log_prob, start, stop, startprob, transposed, alpha, predicted, saved, row_max, row_total, row_after
             )
             if posteriors:
                 _backward(
