@@ -461,14 +461,14 @@ class GaussianHMM(EstimatorBase):
                 self.covariance_type
             ],
         }
-        return sum(counts[letter] for letter in self.params if letter in counts)
+        return sum(counts.values())
 
     def aic(self, X, lengths=None) -> float:
-        """Akaike information criterion on X (lower is better); counts the parameters in ``params``."""
+        """Akaike information criterion on X (lower is better); counts every free parameter, as hmmlearn."""
         return -2 * self.score(X, lengths) + 2 * self._n_parameters()
 
     def bic(self, X, lengths=None) -> float:
-        """Bayesian information criterion on X (lower is better); counts the parameters in ``params``."""
+        """Bayesian information criterion on X (lower is better); counts every free parameter, as hmmlearn."""
         return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
 
     # -- model files ------------------------------------------------------------------
