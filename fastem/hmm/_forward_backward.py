@@ -1,7 +1,7 @@
 """Forward-backward and Viterbi over many sequences (parallel Numba kernels).
 
 Sequences are grouped into fixed chunks of consecutive sequences (see
-``steps.sequence_chunks``: the grouping depends on the lengths only, never on
+``steps.make_sequences``: the grouping depends on the lengths only, never on
 the thread count). ``prange`` runs over chunks; each chunk writes its own
 partial transition and start statistics, which the caller adds in chunk order,
 so results are bit-identical for any thread count.
@@ -18,11 +18,8 @@ multiply-adds and k exps per row instead of k^2 exps and logs:
     s_t     = sum_j c_j e_j,  alpha_t,j = c_j e_j / s_t
     log p(x_1..T) = sum_t (log s_t + M_t)
 
-When ``s_t`` underflows (the states that explain the row are almost
-unreachable: zeros in a left-right ``transmat_``), that row is redone in log
-space, ``log c_j + log p(x_t | j)``, over the reachable states only. Either
-way the row's ``e_j / s_t`` is stored (in place of its log-densities) for the
-backward pass, which is then the same in both cases:
+The row's ``e_j / s_t`` is stored in place of its log-densities for the
+backward pass:
 
     beta_T = 1,  beta_t,i = sum_j A_ij (e_(t+1),j / s_(t+1)) beta_(t+1),j
     gamma_t = alpha_t beta_t (normalised),  xi_t,ij = alpha_t,i A_ij (e_(t+1),j / s_(t+1)) beta_(t+1),j
@@ -31,6 +28,17 @@ With this scaling ``sum_i alpha_t,i beta_t,i = 1``, so ``beta_t,i <= 1 /
 alpha_t,i``: alphas below 1e-300 are flushed to zero, and the betas of states
 with zero alpha (which no posterior can use) are set to zero, so no beta
 overflows even on sequences of millions of rows.
+
+When scaling is not exact, the sequence goes to log space
+----------------------------------------------------------
+Flushing is exact unless a state whose relative mass fell below 1e-300 could
+become likely again, which needs rows that every state still holding mass
+explains more than 1e100 times worse than the row's best state (a
+left-right model whose data run ahead of it; narrow states far from an
+outlier). Such a row makes ``s_t`` fall below ``_SCALE_FLOOR``; the forward
+pass then stops and returns NaN, and the caller redoes that sequence with
+``forward_backward_log`` (``_forward_backward_log``), the textbook algorithm
+in log space, as hmmlearn runs every sequence. Ordinary data never get there.
 """
 
 from __future__ import annotations
@@ -43,53 +51,19 @@ from numba import prange
 from fastem._core.fast_math import exp_nonpositive
 from fastem._core.numba import BLOCK_ROWS, helper, kernel
 
-# A row whose step total s_t falls below this is redone in log space (then
-# s_t lies in [1, k]); above it, e_j / s_t <= 1e100 cannot overflow.
+# A row whose step total s_t falls below this sends its sequence to log
+# space (see the module docstring); above it, e_j / s_t <= 1e100 cannot overflow.
 _SCALE_FLOOR = 1e-100
 # The unnormalised forward probabilities are rescaled when their total falls
 # below this, so a step total down to _SCALE_FLOOR still leaves them normal.
 _RESCALE_BELOW = 1e-100
 # Forward probabilities below this are flushed to zero (see the module docstring).
 _ALPHA_FLOOR = 1e-300
-# exp() of at most this in the log-space row: finite (e^700 ~ 1e304).
-_EXP_CEILING = 700.0
 
 
 @helper
-def _forward_row_log(log_prob, t, saved, predicted, alpha):
-    """Row t of the forward pass in log space (its scaled total underflowed); returns log s_t + M_t.
-
-    ``saved`` holds the row's log-densities; row t of ``log_prob`` becomes
-    e_j / s_t. Only reachable states (c_j > 0) count; the largest term is 1,
-    so 1 <= s_t <= k. Returns -inf when no reachable state can emit the row.
-    """
-    n_components = log_prob.shape[1]
-    shift = -np.inf
-    for j in range(n_components):
-        if predicted[j] > 0.0:
-            shift = max(shift, math.log(predicted[j]) + saved[j])
-    if shift == -np.inf:
-        for j in range(n_components):
-            log_prob[t, j] = 0.0
-            alpha[j] = predicted[j]
-        return -np.inf
-    total = 0.0
-    for j in range(n_components):
-        e = math.exp(min(saved[j] - shift, _EXP_CEILING)) if predicted[j] > 0.0 else 0.0
-        log_prob[t, j] = e
-        alpha[j] = predicted[j] * e
-        total += alpha[j]
-    inverse = 1.0 / total
-    for j in range(n_components):
-        value = alpha[j] * inverse
-        alpha[j] = value if value >= _ALPHA_FLOOR else 0.0
-        log_prob[t, j] *= inverse
-    return math.log(total) + shift
-
-
-@helper
-def _relative_emissions(log_prob, start, n_rows, saved, row_max):
-    """Rows start..start+n_rows-1 of ``log_prob`` become e_j = exp(log p - M_t); originals go to ``saved``."""
+def _relative_emissions(log_prob, start, n_rows, row_max):
+    """Rows start..start+n_rows-1 of ``log_prob`` become e_j = exp(log p - M_t), and M_t goes to ``row_max``."""
     n_components = log_prob.shape[1]
     for r in range(n_rows):
         m = log_prob[start + r, 0]
@@ -99,13 +73,11 @@ def _relative_emissions(log_prob, start, n_rows, saved, row_max):
     for r in range(n_rows):
         m = row_max[r]
         for j in range(n_components):
-            value = log_prob[start + r, j]
-            saved[r, j] = value
-            log_prob[start + r, j] = exp_nonpositive(value - m)
+            log_prob[start + r, j] = exp_nonpositive(log_prob[start + r, j] - m)
 
 
 @helper
-def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, saved, row_max, row_total, row_after):
+def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, row_max, row_total, row_after):
     """Scaled forward pass over rows start..stop-1; returns the sequence's log-likelihood.
 
     ``transposed`` is transmat.T (C-contiguous).
@@ -116,14 +88,14 @@ def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, sav
     row-to-row dependency chain; they are rescaled only when tau_t falls
     below ``_RESCALE_BELOW``. A second pass over the block, whose rows are
     independent, then normalises each alpha_t and divides the emissions by
-    s_t = tau_t / tau_(t-1). Rows whose step total underflows are redone in
-    log space (``_forward_row_log``) and marked with a NaN ``row_max``.
+    s_t = tau_t / tau_(t-1). Returns NaN, leaving the rows half-transformed,
+    if a step total underflows (see the module docstring).
     """
     n_components = log_prob.shape[1]
     log_likelihood = 0.0
     for block in range(start, stop, BLOCK_ROWS):
         n_rows = min(BLOCK_ROWS, stop - block)
-        _relative_emissions(log_prob, block, n_rows, saved, row_max)
+        _relative_emissions(log_prob, block, n_rows, row_max)
         previous_total = 1.0  # the block starts from normalised probabilities
         for r in range(n_rows):
             t = block + r
@@ -154,22 +126,16 @@ def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, sav
                     log_likelihood += math.log(total)
                     total = 1.0
             else:
-                inverse = 1.0 / previous_total
-                for j in range(n_components):
-                    predicted[j] *= inverse
-                log_likelihood += math.log(previous_total)
-                log_likelihood += _forward_row_log(log_prob, t, saved[r], predicted, alpha[t])
-                row_max[r] = np.nan
-                total = 1.0
+                # The row's probability underflows against its best emission:
+                # the scaled pass can no longer keep states whose relative mass
+                # left float64's range. The caller redoes the sequence in log space.
+                return np.nan
             row_after[r] = total
             previous_total = total
         log_likelihood += math.log(previous_total)
         previous_total = 1.0
         for r in range(n_rows):
             t = block + r
-            if row_max[r] != row_max[r]:  # redone in log space: already normalised
-                previous_total = 1.0
-                continue
             log_likelihood += row_max[r]
             step_inverse = previous_total / row_total[r]  # 1 / s_t
             inverse = 1.0 / row_after[r]
@@ -250,7 +216,6 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
     n_chunks = chunk_offsets.shape[0] - 1
     for c in prange(n_chunks):
         predicted = np.empty(n_components)
-        saved = np.empty((BLOCK_ROWS, n_components))
         row_max = np.empty(BLOCK_ROWS)
         row_total = np.empty(BLOCK_ROWS)
         row_after = np.empty(BLOCK_ROWS)
@@ -267,9 +232,9 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
             start = offsets[s]
             stop = offsets[s + 1]
             log_likelihoods[s] = _forward(
-                log_prob, start, stop, startprob, transposed, alpha, predicted, saved, row_max, row_total, row_after
+                log_prob, start, stop, startprob, transposed, alpha, predicted, row_max, row_total, row_after
             )
-            if posteriors:
+            if posteriors and log_likelihoods[s] == log_likelihoods[s]:
                 _backward(
                     log_prob, start, stop, transmat, alpha, sequence_weights[s], beta, beta_next, emitted,
                     chunk_start, chunk_trans,

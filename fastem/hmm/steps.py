@@ -122,7 +122,43 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
     for c in range(n_chunks):  # chunk order: thread-count independent
         start += part_start[c]
         trans += part_trans[c]
+    redo = np.flatnonzero(np.isnan(log_likelihoods))
+    if redo.size:
+        log_start, log_trans = _redo_in_log_space(X, sequences, params, covariance_type, posteriors, redo, log_likelihoods,
+                                                  log_prob)
+        start += log_start
+        trans += log_trans
     return log_likelihoods, log_prob, start, trans
+
+
+def _redo_in_log_space(X, sequences, params, covariance_type, posteriors, redo, log_likelihoods, out):
+    """Forward(-backward) in log space for the sequences ``redo`` (see ``_forward_backward``).
+
+    Writes their log-likelihoods and (with ``posteriors``) their posteriors
+    into ``out``; returns their weighted start and transition statistics.
+    """
+    from fastem.hmm._forward_backward_log import forward_backward_log  # compiled only when needed
+
+    offsets = sequences.offsets
+    rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in redo])
+    lengths = offsets[redo + 1] - offsets[redo]
+    local_offsets = np.zeros(redo.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=local_offsets[1:])
+    log_prob = _emission_log_prob(np.ascontiguousarray(X[rows]), params, covariance_type)
+    n_components = log_prob.shape[1]
+    local_likelihoods = np.empty(redo.size)
+    part_start = np.zeros((redo.size, n_components))
+    part_trans = np.zeros((redo.size, n_components, n_components))
+    with np.errstate(divide="ignore"):  # log(0) = -inf: a forbidden start or transition
+        log_startprob = np.log(params.startprob)
+        log_transmat = np.ascontiguousarray(np.log(params.transmat))
+    forward_backward_log(
+        log_prob, local_offsets, np.arange(redo.size, dtype=np.int64), log_startprob, log_transmat,
+        np.ascontiguousarray(sequences.weights[redo]), local_likelihoods, part_start, part_trans, posteriors,
+    )
+    log_likelihoods[redo] = local_likelihoods
+    out[rows] = log_prob
+    return part_start.sum(axis=0), part_trans.sum(axis=0)
 
 
 def estep(X, sequences: Sequences, params: HMMParams, covariance_type: str) -> HMMStats:
