@@ -59,7 +59,10 @@ def test_left_right_zeros_stay_exactly_zero_and_match_the_reference():
     means = np.array([[0.0, 0.0], [6.0, 6.0], [12.0, 12.0]])
     covars = np.full((3, 2), 0.05)  # narrow: the outlier's density ratios exceed float64's range
     params = (startprob, transmat, means, covars)
-    model = with_params(GaussianHMM(3, covariance_type="diag", init_params="", n_iter=5), params)
+    # Priors above 1 would make forbidden entries positive without the M-step's guard.
+    model = with_params(
+        GaussianHMM(3, covariance_type="diag", init_params="", n_iter=5, startprob_prior=1.5, transmat_prior=1.5), params
+    )
     log_prob, posteriors = model.score_samples(X)
     expected_ll, expected_post, _ = reference.hmm_forward_backward(X, *params, "diag")
     assert log_prob == pytest.approx(expected_ll, rel=1e-12)
