@@ -148,15 +148,22 @@ def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, row
 
 
 @helper
-def _backward(scaled, start, stop, transmat, alpha, weight, beta, beta_next, emitted, start_stats, trans_stats):
+def _backward(scaled, start, stop, transmat, alpha, weight, beta, beta_next, emitted, alpha_block, emitted_block,
+              xi, start_stats, trans_stats):
     """Backward pass over rows start..stop-1: posteriors into ``scaled`` (which holds e / s on entry).
 
     Adds ``weight`` times the first row's posteriors into ``start_stats`` and
-    the expected transitions into ``trans_stats``.
+    the expected transitions into ``trans_stats``. Their sum over rows,
+    ``A_ij * sum_t alpha_t,i g_(t+1),j`` with ``g = (e / s) * beta``, is formed
+    a block at a time from transposed copies (``_add_outer_block``), which
+    vectorises, rather than by k^2 read-modify-writes per row.
     """
     n_components = scaled.shape[1]
     for i in range(n_components):
         beta_next[i] = 1.0 if alpha[stop - 1, i] != 0.0 else 0.0
+        for j in range(n_components):
+            xi[i, j] = 0.0
+    filled = 0
     for t in range(stop - 2, start - 1, -1):
         for j in range(n_components):
             emitted[j] = scaled[t + 1, j] * beta_next[j]
@@ -164,20 +171,37 @@ def _backward(scaled, start, stop, transmat, alpha, weight, beta, beta_next, emi
         _posterior_row(alpha, t + 1, beta_next, scaled)
         for i in range(n_components):
             a = alpha[t, i]
-            if a == 0.0:
-                beta[i] = 0.0
-                continue
+            alpha_block[i, filled] = a
+            emitted_block[i, filled] = emitted[i]
             total = 0.0
             for j in range(n_components):
-                term = transmat[i, j] * emitted[j]
-                total += term
-                trans_stats[i, j] += weight * a * term
-            beta[i] = total
+                total += transmat[i, j] * emitted[j]
+            beta[i] = total if a != 0.0 else 0.0
         for i in range(n_components):
             beta_next[i] = beta[i]
+        filled += 1
+        if filled == BLOCK_ROWS:
+            _add_outer_block(alpha_block, emitted_block, filled, xi)
+            filled = 0
+    _add_outer_block(alpha_block, emitted_block, filled, xi)
     _posterior_row(alpha, start, beta_next, scaled)
     for j in range(n_components):
         start_stats[j] += weight * scaled[start, j]
+    for i in range(n_components):
+        for j in range(n_components):
+            trans_stats[i, j] += weight * transmat[i, j] * xi[i, j]
+
+
+@helper
+def _add_outer_block(alpha_block, emitted_block, n_rows, xi):
+    """xi[i, j] += sum over the block's rows of alpha_block[i, r] * emitted_block[j, r]."""
+    n_components = xi.shape[0]
+    for i in range(n_components):
+        for j in range(n_components):
+            total = 0.0
+            for r in range(n_rows):
+                total += alpha_block[i, r] * emitted_block[j, r]
+            xi[i, j] += total
 
 
 @helper
@@ -222,6 +246,9 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
         beta = np.empty(n_components)
         beta_next = np.empty(n_components)
         emitted = np.empty(n_components)
+        alpha_block = np.empty((n_components, BLOCK_ROWS))
+        emitted_block = np.empty((n_components, BLOCK_ROWS))
+        xi = np.empty((n_components, n_components))
         transposed = np.empty((n_components, n_components))
         for i in range(n_components):
             for j in range(n_components):
@@ -237,7 +264,7 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
             if posteriors and log_likelihoods[s] == log_likelihoods[s]:
                 _backward(
                     log_prob, start, stop, transmat, alpha, sequence_weights[s], beta, beta_next, emitted,
-                    chunk_start, chunk_trans,
+                    alpha_block, emitted_block, xi, chunk_start, chunk_trans,
                 )
 
 
