@@ -22,8 +22,9 @@ What is measured, per case:
   a speed-up only counts if the answers agree.
 
 Plus float32 against float64, 1 thread against all, the latency of the
-first fit in a fresh process with a cold and a warm Numba cache, and the
-first-fit figures of issue 12 next to their targets.
+first fit in a fresh process with a cold and a warm Numba cache, the
+first-fit figures of issue 12 next to their targets, and the Gaussian HMM
+against hmmlearn (``hmm``).
 
 scikit-learn, threadpoolctl and psutil (the ``bench`` extra) are imported
 inside functions, so ``import fastem`` never imports them. The data builders
@@ -39,6 +40,7 @@ One module per concern; this one re-exports their public names:
 * ``first_fit``: first fit in fresh processes, cold and warm cache, and the
   targets of issue 12;
 * ``comparisons``: the em, float32 and threads cases;
+* ``hmm``: the Gaussian HMM cases against hmmlearn, threads and first fit;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -54,7 +56,7 @@ from fastem.bench.cases import (
     initial_parameters,
     make_data,
 )
-from fastem.bench.cli import RUNNERS, build_parser, main
+from fastem.bench.cli import ALL_CASES, RUNNERS, build_parser, main
 from fastem.bench.comparisons import run_dtype_case, run_em_case, run_threads_case
 from fastem.bench.first_fit import (
     FIRST_FIT_TARGETS,
@@ -66,6 +68,17 @@ from fastem.bench.first_fit import (
     run_first_fit_targets_case,
 )
 from fastem.bench.fits import IMPLEMENTATIONS, FitResult, fit, max_relative_difference
+from fastem.bench.hmm import (
+    HMM_CASES,
+    HMM_COLUMNS,
+    HMM_FIRST_FIT_COLUMNS,
+    HMM_THREAD_COLUMNS,
+    HMMCase,
+    hmm_data,
+    run_hmm_case,
+    run_hmm_first_fit_case,
+    run_hmm_threads_case,
+)
 from fastem.bench.memory import peak_memory
 from fastem.bench.report import (
     DTYPE_COLUMNS,
@@ -76,6 +89,7 @@ from fastem.bench.report import (
     MIB,
     THREAD_COLUMNS,
     Report,
+    Section,
     markdown_table,
     render,
     write_report,
@@ -91,6 +105,7 @@ from fastem.bench.timing import (
 )
 
 __all__ = [
+    "ALL_CASES",
     "CASES",
     "DTYPE_COLUMNS",
     "EM_COLUMNS",
@@ -99,6 +114,10 @@ __all__ = [
     "FIRST_FIT_TARGET_COLUMNS",
     "FLOPS_PER_ITERATION_FACTOR",
     "HAND_WRITTEN_MARKER",
+    "HMM_CASES",
+    "HMM_COLUMNS",
+    "HMM_FIRST_FIT_COLUMNS",
+    "HMM_THREAD_COLUMNS",
     "IMPLEMENTATIONS",
     "MIB",
     "NAIVE_PILOT_ROWS",
@@ -108,8 +127,10 @@ __all__ = [
     "Case",
     "FirstFitTarget",
     "FitResult",
+    "HMMCase",
     "InitialParameters",
     "Report",
+    "Section",
     "Settings",
     "Timing",
     "build_parser",
@@ -120,6 +141,7 @@ __all__ = [
     "first_fit_targets",
     "fit",
     "gemm_gflops",
+    "hmm_data",
     "initial_parameters",
     "main",
     "make_data",
@@ -131,6 +153,9 @@ __all__ = [
     "run_em_case",
     "run_first_fit_case",
     "run_first_fit_targets_case",
+    "run_hmm_case",
+    "run_hmm_first_fit_case",
+    "run_hmm_threads_case",
     "run_threads_case",
     "time_alternating",
     "time_naive",

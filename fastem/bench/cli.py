@@ -15,6 +15,7 @@ from dataclasses import replace
 from fastem.bench.cases import CASES, QUICK, Settings
 from fastem.bench.comparisons import run_dtype_case, run_em_case, run_threads_case
 from fastem.bench.first_fit import run_first_fit_case, run_first_fit_targets_case
+from fastem.bench.hmm import HMM_CASES, run_hmm_case, run_hmm_first_fit_case, run_hmm_threads_case
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -25,25 +26,29 @@ RUNNERS = {
     "threads": run_threads_case,
     "first_fit": run_first_fit_case,
     "first_fit_targets": run_first_fit_targets_case,
+    "hmm": run_hmm_case,
+    "hmm_threads": run_hmm_threads_case,
+    "hmm_first_fit": run_hmm_first_fit_case,
 }
+ALL_CASES = {**CASES, **HMM_CASES}
 
 
 def _parse_cases(text: str) -> list:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in CASES]
+    unknown = [name for name in names if name not in ALL_CASES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+        raise argparse.ArgumentTypeError(f"unknown case(s) {unknown}; choose from {', '.join(ALL_CASES)}")
     return names
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastem.bench",
-        description="Time fastem against scikit-learn and the naive EM from the same start; print markdown.",
+        description="Time fastem against scikit-learn, hmmlearn and the naive EM from the same start; print markdown.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (smoke test)")
     parser.add_argument(
-        "--cases", type=_parse_cases, default=list(CASES), help=f"comma-separated subset of: {', '.join(CASES)}"
+        "--cases", type=_parse_cases, default=list(ALL_CASES), help=f"comma-separated subset of: {', '.join(ALL_CASES)}"
     )
     parser.add_argument("--output", metavar="FILE", help="also write the markdown to FILE")
     parser.add_argument("--n-samples", type=int, help="rows of every case (overrides the case sizes)")
@@ -83,6 +88,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        import hmmlearn  # noqa: F401
         import sklearn  # noqa: F401
         import threadpoolctl  # noqa: F401
     except ImportError as error:
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
     _log(f"float64 GEMM reference ({settings.gemm_size}x{settings.gemm_size})")
     report = Report(settings=settings, command=command, gemm=gemm_gflops(settings.gemm_size))
     for name in args.cases:
-        case = CASES[name]
+        case = ALL_CASES[name]
         RUNNERS[case.kind](case, settings, report)
         gc.collect()
     text = render(report)

@@ -22,6 +22,16 @@ MIB = 2**20
 
 
 @dataclass
+class Section:
+    """A table that a model family's cases add to the report (see ``fastem.bench.hmm``)."""
+
+    title: str
+    intro: str
+    columns: list
+    rows: list = field(default_factory=list)
+
+
+@dataclass
 class Report:
     """Everything measured, ready to print."""
 
@@ -33,6 +43,7 @@ class Report:
     thread_rows: list = field(default_factory=list)
     first_fit_rows: list = field(default_factory=list)
     first_fit_target_rows: list = field(default_factory=list)
+    sections: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     memory_method: str = ""
 
@@ -310,6 +321,8 @@ def render(report: Report) -> str:
             "",
             markdown_table(FIRST_FIT_TARGET_COLUMNS, report.first_fit_target_rows),
         ]
+    for section in report.sections:
+        parts += ["", f"## {section.title}", "", section.intro, "", markdown_table(section.columns, section.rows)]
     if report.notes:
         parts += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(parts) + "\n"
