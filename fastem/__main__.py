@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastem demo``, ``python -m fastem fit FILE`` and ``python -m fastem compile``."""
+"""Command line: ``python -m fastem demo``, ``fit FILE``, ``fit-hmm FILE`` and ``compile``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 import numpy as np
 
 from fastem._core.compilation import announce_compilation, compile_ahead
+from fastem.hmm.estimator import GaussianHMM
+from fastem.hmm.parameters import COVARIANCE_TYPES as HMM_COVARIANCE_TYPES
 from fastem.mixture.estimator import GaussianMixture
 from fastem.mixture.parameters import COVARIANCE_TYPES, INIT_METHODS
 
@@ -104,6 +106,59 @@ def run_fit(args) -> int:
     return 0
 
 
+def _sequences_from(data: np.ndarray, column):
+    """(X, lengths): with ``column``, consecutive rows sharing that column's value form one sequence."""
+    if column is None:
+        return data, None
+    n_columns = data.shape[1]
+    if not -n_columns <= column < n_columns:
+        raise ValueError(f"--sequence-column {column} is outside the file's {n_columns} columns.")
+    ids = data[:, column]
+    if data.shape[0] == 0:
+        raise ValueError("the file holds no rows.")
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    lengths = np.diff(np.append(starts, data.shape[0]))
+    return np.delete(data, column % n_columns, axis=1), lengths
+
+
+def _describe_hmm(model: GaussianHMM, log_likelihood: float) -> str:
+    """A readable summary of a fitted HMM."""
+    lines = [
+        f"converged: {model.monitor_.converged} after {model.monitor_.iter} iterations; log-likelihood {log_likelihood:.6f}",
+        "start probabilities: " + np.array2string(model.startprob_, precision=4, suppress_small=True, separator=", "),
+        "transition matrix:",
+        "  " + np.array2string(model.transmat_, precision=4, suppress_small=True, separator=", ").replace("\n", "\n  "),
+        f"{'state':>5}  mean",
+    ]
+    for j in range(model.n_components):
+        lines.append(f"{j:>5}  " + np.array2string(model.means_[j], precision=4, suppress_small=True, separator=", "))
+    return "\n".join(lines)
+
+
+def run_fit_hmm(args) -> int:
+    X, lengths = _sequences_from(_load(args.path), args.sequence_column)
+    model = GaussianHMM(
+        args.n_components, covariance_type=args.covariance_type, n_iter=args.n_iter, tol=args.tol,
+        random_state=args.random_state, n_jobs=args.n_jobs,
+    )
+    message = (f"compiling kernels for a {args.covariance_type} GaussianHMM, {X.shape[1]} features (first run only: "
+               "cached for later runs; `python -m fastem compile` does it ahead of time) ...")
+    with announce_compilation(message):
+        model.fit(X, lengths)
+        log_likelihood, states = model.decode(X, lengths)
+    n_sequences = 1 if lengths is None else len(lengths)
+    print(f"fitted {X.shape[0]} x {X.shape[1]} data in {n_sequences} sequence(s) from {args.path}")
+    print(_describe_hmm(model, model.score(X, lengths)))
+    print(f"Viterbi log-probability {log_likelihood:.4f}; BIC {model.bic(X, lengths):.4f}  AIC {model.aic(X, lengths):.4f}")
+    if args.states:
+        np.savetxt(args.states, states, fmt="%d")
+        print(f"Viterbi states written to {args.states}")
+    if args.save:
+        model.save(args.save)
+        print(f"model saved to {args.save}")
+    return 0
+
+
 def _comma_list(kind, choices=None):
     def parse(text: str) -> tuple:
         values = tuple(kind(item) for item in text.split(",") if item.strip())
@@ -120,9 +175,17 @@ def _comma_list(kind, choices=None):
 
 
 def run_compile(args) -> int:
-    from fastem.mixture.precompile import compile_tasks
+    from fastem.hmm.precompile import compile_tasks as hmm_tasks
+    from fastem.mixture.precompile import compile_tasks as mixture_tasks
 
-    tasks = compile_tasks(args.dtypes, args.covariance_types, args.features)
+    tasks = []
+    if "mixture" in args.models:
+        tasks += mixture_tasks(args.dtypes, args.covariance_types, args.features)
+    if "hmm" in args.models:
+        if "mixture" not in args.models or "float64" not in args.dtypes:
+            # HMM emissions use the mixture's float64 log-probability kernels.
+            tasks += mixture_tasks(("float64",), args.covariance_types, args.features)
+        tasks += hmm_tasks(args.covariance_types)
     print(f"compiling {len(tasks)} kernel specialisations into Numba's cache (see the README for where it lives)")
     start = time.perf_counter()
     done = compile_ahead(tasks)
@@ -132,8 +195,11 @@ def run_compile(args) -> int:
     return 0
 
 
+MODELS = ("mixture", "hmm")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastem", description="Fit Gaussian mixtures with fastem.")
+    parser = argparse.ArgumentParser(prog="python -m fastem", description="Fit Gaussian mixtures and HMMs with fastem.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="fit the built-in demo data set and print the fitted mixture")
     demo.add_argument("--n-samples", type=int, default=100_000)
@@ -142,6 +208,22 @@ def main(argv=None) -> int:
     fit.add_argument("path")
     fit.add_argument("--labels", help="write the predicted component of each row to this file")
     _add_model_options(fit, n_components=2)
+    fit_hmm = commands.add_parser(
+        "fit-hmm",
+        help="fit a Gaussian HMM to a .csv, .txt (whitespace) or .npy file",
+        description="Fit a GaussianHMM to the rows of a file: one sequence, or with --sequence-column, one "
+        "sequence per run of consecutive rows sharing that column's value (the column is not a feature).",
+    )
+    fit_hmm.add_argument("path")
+    fit_hmm.add_argument("--sequence-column", type=int, help="index of a column of sequence ids (removed from the data)")
+    fit_hmm.add_argument("-k", "--n-components", type=int, default=2)
+    fit_hmm.add_argument("--covariance-type", choices=HMM_COVARIANCE_TYPES, default="diag")
+    fit_hmm.add_argument("--n-iter", type=int, default=100)
+    fit_hmm.add_argument("--tol", type=float, default=1e-2)
+    fit_hmm.add_argument("--random-state", type=int, default=0)
+    fit_hmm.add_argument("--n-jobs", type=int, default=None)
+    fit_hmm.add_argument("--states", help="write the Viterbi state of each row to this file")
+    fit_hmm.add_argument("--save", help="save the fitted model to this file (GaussianHMM.load reads it)")
     from fastem.mixture.precompile import DEFAULT_FEATURES, DTYPES
 
     compile_ = commands.add_parser(
@@ -152,6 +234,8 @@ def main(argv=None) -> int:
         "compiler. Full covariances have one specialisation per feature count from 2 to 8, one shared by 1 "
         "and 9 to 31 features, and one for 32 or more (BLAS); the other types one per dtype.",
     )
+    compile_.add_argument("--models", type=_comma_list(str, MODELS), default=MODELS,
+                          help="comma-separated (default: %(default)s)")
     compile_.add_argument("--dtypes", type=_comma_list(str, DTYPES), default=DTYPES,
                           help="comma-separated (default: %(default)s)")
     compile_.add_argument("--covariance-types", type=_comma_list(str, COVARIANCE_TYPES), default=COVARIANCE_TYPES,
@@ -159,7 +243,7 @@ def main(argv=None) -> int:
     compile_.add_argument("--features", type=_comma_list(int), default=DEFAULT_FEATURES,
                           help="comma-separated feature counts (default: 1 to 9, which covers every count below 32)")
     args = parser.parse_args(argv)
-    runners = {"demo": run_demo, "fit": run_fit, "compile": run_compile}
+    runners = {"demo": run_demo, "fit": run_fit, "fit-hmm": run_fit_hmm, "compile": run_compile}
     try:
         return runners[args.command](args)
     except (ValueError, TypeError, OSError) as exc:

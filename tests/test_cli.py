@@ -1,4 +1,4 @@
-"""python -m fastem demo / fit."""
+"""python -m fastem demo / fit / fit-hmm."""
 
 from __future__ import annotations
 
@@ -29,3 +29,32 @@ def test_fit_reports_bad_input_without_a_traceback(tmp_path, capsys):
     path.write_text("1,2\n3,nan\n4,5\n")
     assert main(["fit", str(path)]) == 2
     assert "NaN" in capsys.readouterr().err
+
+
+def test_fit_hmm_with_a_sequence_column(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 2))
+    X[50:100] += 6.0
+    ids = np.repeat([3, 1, 3], 50)  # a repeated id still starts a new sequence where it changes
+    path = tmp_path / "sequences.csv"
+    np.savetxt(path, np.column_stack([ids, X]), delimiter=",")
+    states_path, model_path = tmp_path / "states.txt", tmp_path / "model.npz"
+    arguments = ["fit-hmm", str(path), "--sequence-column", "0", "-k", "2", "--states", str(states_path),
+                 "--save", str(model_path)]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "in 3 sequence(s)" in out and "transition matrix" in out and "Viterbi log-probability" in out
+    states = np.loadtxt(states_path)
+    assert states.shape == (150,)
+    assert len(set(states[:50])) == 1 and set(states[50:100]) == {1 - states[0]}
+    from fastem import GaussianHMM
+
+    model = GaussianHMM.load(model_path)
+    np.testing.assert_array_equal(model.predict(X, [50, 50, 50]), states)
+
+
+def test_fit_hmm_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    np.savetxt(path, np.ones((10, 2)), delimiter=",")
+    assert main(["fit-hmm", str(path), "--sequence-column", "4"]) == 2
+    assert "--sequence-column 4 is outside the file's 2 columns" in capsys.readouterr().err

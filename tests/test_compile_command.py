@@ -111,7 +111,8 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
     assert lines[-1] == "fits done"
 
     # The fits above compiled (and cached) everything this specialisation needs.
-    again = _run(["compile", "--dtypes", "float64", "--covariance-types", "diag", "--features", "3"], cache)
+    again = _run(["compile", "--models", "mixture", "--dtypes", "float64", "--covariance-types", "diag", "--features", "3"],
+                 cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[1/1] GaussianMixture diag, float64, any number of features" in again.stdout
     assert "already compiled (cache)" in again.stdout and "    compiled " not in again.stdout
@@ -120,6 +121,9 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert "    compiled estep_diag in" in fresh.stdout
     assert "specialisations already cached" in fresh.stdout.splitlines()[-1]
+    # The HMM's own kernels come with it, including the log-space forward-backward.
+    assert "GaussianHMM diag and spherical" in fresh.stdout
+    assert "    compiled forward_backward in" in fresh.stdout and "    compiled forward_backward_log in" in fresh.stdout
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -127,6 +131,7 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
     (["--covariance-types", "full,banana"], "invalid choice 'banana'"),
     (["--features", "0"], "feature counts must be positive"),
     (["--features", "two"], "invalid"),
+    (["--models", "mixture,lda"], "invalid choice 'lda'"),
 ])
 def test_compile_command_rejects_bad_choices(tmp_path, arguments, message):
     result = _run(["compile", *arguments], tmp_path)
