@@ -168,7 +168,7 @@ def test_unknown_case_is_a_usage_error(capsys):
 def test_importing_fastem_imports_none_of_the_bench_extras():
     code = (
         "import sys, fastem, fastem.bench; "
-        "print(sorted(m for m in ('sklearn', 'threadpoolctl', 'psutil') if m in sys.modules))"
+        "print(sorted(m for m in ('sklearn', 'threadpoolctl', 'psutil', 'hmmlearn') if m in sys.modules))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
@@ -276,3 +276,28 @@ def test_first_fit_targets_is_a_case_of_its_own():
     # --quick measures (a), (b) and (e) only; the table says so for the others.
     quick = [target.key for target in bench.FIRST_FIT_TARGETS if target.quick]
     assert quick == ["cold_fit", "inference", "warm"] and not bench.QUICK.all_first_fit_targets
+
+
+def test_hmm_cases_report_speed_up_target_and_agreement_with_hmmlearn(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--n-samples", "400", "--repeats", "1", "--iterations", "1", "--no-memory",
+            "--cases", "hmm_diag_100x10000_d4_k8,hmm_full_1x1000000_d2_k4,hmm_threads", "--output", str(path)]
+    assert bench.main(argv) == 0
+    text = path.read_text(encoding="utf-8")
+    header, rows = table_rows(text, "case")
+    assert header == bench.HMM_COLUMNS
+    assert [row[0] for row in rows] == ["diag, 4 x 100 rows, d=4, k=8", "full, 1 x 400 rows, d=2, k=4"]
+    for row in rows:
+        assert row[4] == ">= 20x" and row[5] in ("yes", "no")
+        assert number(row[6]) < 1e-8  # the same start gives hmmlearn's answers
+    assert "## Gaussian HMM: threads (fastem `n_jobs`)" in text
+
+
+def test_hmm_first_fit_child_fits_predicts_and_refits():
+    from fastem.bench import hmm
+    from fastem.bench.child_process import _run_child
+
+    spec = dict(n_samples=300, n_features=2, n_components=2, covariance_type="diag")
+    result = _run_child(hmm._HMM_FIRST_FIT_CODE, spec)
+    assert set(result) == {"first", "predict", "again"}
+    assert all(seconds > 0 for seconds in result.values())

@@ -274,7 +274,7 @@ def test_data_beyond_the_dtype_range_raise_clearly(covariance_type, init_params,
 
 @pytest.mark.parametrize("dtype, scale, reg_covar", BEYOND_RANGE)
 def test_kmeans_init_beyond_the_dtype_range_raises_clearly(dtype, scale, reg_covar):
-    """The same with the default k-means initialisation (fastem/_kmeans.py), without numpy warnings."""
+    """The same with the default k-means initialisation (fastem/_core/kmeans.py), without numpy warnings."""
     model = GaussianMixture(2, reg_covar=reg_covar, random_state=0)
     with pytest.raises(ValueError, match=BEYOND_RANGE_MESSAGE):
         model.fit(_two_clusters(dtype, scale))

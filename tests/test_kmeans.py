@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from fastem.mixture._kmeans import kmeans, kmeans_plusplus
+from fastem._core.kmeans import kmeans, kmeans_plusplus
 from fastem.datasets import make_blobs
 from tests import naive
 
@@ -18,7 +18,7 @@ def data():
 
 
 def test_lloyd_matches_naive_from_the_same_seeds(data, monkeypatch):
-    import fastem.mixture._kmeans as module
+    import fastem._core.kmeans as module
 
     seeds = data[[0, 500, 1000, 1500, 2000, 2500]]
     monkeypatch.setattr(module, "kmeans_plusplus", lambda X, w, k, rs: (seeds.copy(), None))

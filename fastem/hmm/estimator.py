@@ -25,7 +25,7 @@ from fastem.hmm.parameters import (
     full_covars,
     mstep,
 )
-from fastem.mixture._kmeans import kmeans
+from fastem._core.kmeans import kmeans
 
 DECODER_ALGORITHMS = ("viterbi", "map")
 IMPLEMENTATIONS = ("log", "scaling")
@@ -118,7 +118,7 @@ class GaussianHMM(EstimatorBase):
     >>> rng = np.random.RandomState(0)
     >>> X = np.concatenate([rng.normal(0, 1, (50, 1)), rng.normal(8, 1, (50, 1))])
     >>> model = GaussianHMM(n_components=2, random_state=0).fit(X)
-    >>> sorted(np.round(model.means_.ravel()))
+    >>> np.sort(np.round(model.means_.ravel())).tolist()
     [0.0, 8.0]
     """
 

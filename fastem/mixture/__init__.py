@@ -5,7 +5,9 @@ checks and Cholesky factors; ``steps`` the E-step, M-step and initialisation;
 ``model_file`` the model file's contents. The private modules are the Numba
 kernels (``_estep_kernels``, ``_log_prob_kernels``) and their building blocks
 (``_log_density``, ``_normaliser``, ``_accumulate``, the generated
-``_unrolled_full``) and the k-means initialisation (``_kmeans``).
+``_unrolled_full``), and ``_posterior_stats``. ``emissions`` is the documented
+interface other families use (an HMM's emission densities and statistics).
+The k-means initialisation lives in ``fastem._core.kmeans``.
 """
 
 from fastem.mixture.estimator import GaussianMixture

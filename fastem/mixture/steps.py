@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from fastem.mixture import _estep_kernels, _log_prob_kernels
-from fastem.mixture._kmeans import kmeans, kmeans_plusplus
+from fastem._core.kmeans import kmeans, kmeans_plusplus
 from fastem.mixture._unrolled_full import MAX_UNROLLED_FEATURES
 from fastem.mixture.parameters import (
     GaussianParams,

@@ -1,4 +1,7 @@
-"""Weighted k-means (greedy k-means++ seeding, then Lloyd) for initialising mixtures.
+"""Weighted k-means (greedy k-means++ seeding, then Lloyd) for initialising mixtures and HMMs.
+
+It lives in the engine because more than one family starts from it (the
+mixture's ``init_params='kmeans'``, the HMM's initial means).
 
 The algorithm follows scikit-learn's ``KMeans(n_init=1)`` (the default
 ``init_params='kmeans'`` of its GaussianMixture): greedy k-means++ with
