@@ -272,8 +272,9 @@ class GaussianHMM(EstimatorBase):
             monitor = self.monitor_
             monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
             monitor._reset()
+            workspace = steps.Workspace()
             for _ in range(self.n_iter):
-                stats = steps.estep(X, sequences, params, covariance_type)
+                stats = steps.estep(X, sequences, params, covariance_type, workspace)
                 params = mstep(stats, params, priors, update, covariance_type)
                 monitor.report(stats.log_likelihood)
                 if monitor.converged:

@@ -99,16 +99,42 @@ def make_sequences(lengths: np.ndarray, weights: np.ndarray | None = None) -> Se
     return Sequences(offsets, chunk_offsets, weights, np.repeat(weights, lengths))
 
 
-def _emission_log_prob(X, params: HMMParams, covariance_type: str) -> np.ndarray:
-    return log_densities(X, params.means, precisions_cholesky(params.covars, covariance_type), covariance_type)
+class Workspace:
+    """The two (n_samples, n_components) buffers of an E-step, allocated once and reused by every iteration.
+
+    Allocating them afresh costs page faults on every iteration (tens of
+    milliseconds for a million rows); a fit keeps one workspace.
+    """
+
+    def __init__(self):
+        self._arrays = None
+
+    def arrays(self, n_samples: int, n_components: int) -> tuple:
+        shape = (n_samples, n_components)
+        if self._arrays is None or self._arrays[0].shape != shape:
+            self._arrays = (np.empty(shape), np.empty(shape))
+        return self._arrays
 
 
-def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: str, posteriors: bool):
-    """Forward(-backward); returns (per-sequence log-likelihoods, log_prob array, start, trans)."""
-    log_prob = _emission_log_prob(X, params, covariance_type)
-    n_components = log_prob.shape[1]
+def _emission_log_prob(X, params: HMMParams, covariance_type: str, out=None) -> np.ndarray:
+    return log_densities(X, params.means, precisions_cholesky(params.covars, covariance_type), covariance_type, out)
+
+
+def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: str, posteriors: bool,
+                 workspace: Workspace | None = None):
+    """Forward(-backward); returns (per-sequence log-likelihoods, log_prob array, start, trans).
+
+    The log_prob array holds the posteriors after a backward pass; with a
+    ``workspace`` it is one of its buffers (overwritten by the next call).
+    """
+    n_components = params.means.shape[0]
+    if workspace is None:
+        log_prob, alpha = np.empty((X.shape[0], n_components)), None
+    else:
+        log_prob, alpha = workspace.arrays(X.shape[0], n_components)
+    log_prob = _emission_log_prob(X, params, covariance_type, log_prob)
     n_chunks = sequences.chunk_offsets.shape[0] - 1
-    alpha = np.empty_like(log_prob)
+    alpha = np.empty_like(log_prob) if alpha is None else alpha
     log_likelihoods = np.empty(sequences.n_sequences)
     part_start = np.zeros((n_chunks, n_components))
     part_trans = np.zeros((n_chunks, n_components, n_components))
@@ -161,9 +187,9 @@ def _redo_in_log_space(X, sequences, params, covariance_type, posteriors, redo, 
     return part_start.sum(axis=0), part_trans.sum(axis=0)
 
 
-def estep(X, sequences: Sequences, params: HMMParams, covariance_type: str) -> HMMStats:
+def estep(X, sequences: Sequences, params: HMMParams, covariance_type: str, workspace: Workspace | None = None) -> HMMStats:
     """Start, transition and emission statistics of X under ``params``."""
-    log_likelihoods, posteriors, start, trans = _run_forward(X, sequences, params, covariance_type, True)
+    log_likelihoods, posteriors, start, trans = _run_forward(X, sequences, params, covariance_type, True, workspace)
     if not np.isfinite(log_likelihoods).all():
         bad = int(np.flatnonzero(~np.isfinite(log_likelihoods))[0])
         raise ValueError(

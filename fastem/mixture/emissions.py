@@ -16,7 +16,9 @@ from fastem.mixture.parameters import GaussianParams, GaussianStats
 from fastem.mixture.steps import _symmetrise, weighted_log_prob
 
 
-def log_densities(X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
+def log_densities(
+    X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str, out=None
+) -> np.ndarray:
     """log N(x_i | mean_j, Sigma_j) for every row and component, float64 (n_samples, n_components).
 
     Parameters
@@ -27,13 +29,16 @@ def log_densities(X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndar
         Upper-triangular factors of the precisions, in the mixture's layout
         for ``covariance_type`` (see ``fastem.mixture.parameters.precision_cholesky``).
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    out : ndarray (n_samples, n_components) float64, C-contiguous, optional
+        Written and returned instead of a new array (a fit reuses one buffer
+        for all its iterations).
 
     The parallel log-probability kernels of the mixture, with every component
     weight 1. Runs on the calling thread's Numba thread setting.
     """
     n_components = means.shape[0]
     params = GaussianParams(np.ones(n_components), means, None, precisions_cholesky)
-    return weighted_log_prob(X, params, covariance_type)
+    return weighted_log_prob(X, params, covariance_type, out)
 
 
 def posterior_statistics(

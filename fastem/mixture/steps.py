@@ -120,10 +120,14 @@ def estep(X: np.ndarray, sample_weight, params: GaussianParams, covariance_type:
     return GaussianStats(resp_sum, first, second, shift, log_likelihood, weight_total)
 
 
-def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: str) -> np.ndarray:
-    """log w_j + log N(x_i | mean_j, Sigma_j) for every row and component, (n_samples, n_components)."""
+def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: str, out=None) -> np.ndarray:
+    """log w_j + log N(x_i | mean_j, Sigma_j) for every row and component, (n_samples, n_components).
+
+    ``out``, if given, is a C-contiguous float64 (n_samples, n_components) array to write into.
+    """
     model = _kernel_model(params, covariance_type, X.dtype)
-    out = np.empty((X.shape[0], params.means.shape[0]))
+    if out is None:
+        out = np.empty((X.shape[0], params.means.shape[0]))
     if covariance_type == "full":
         call_specialised(_log_prob_kernels.weighted_log_prob_full, (X, model, out), full_variant(X.shape[1]))
     elif covariance_type == "tied":
