@@ -78,6 +78,7 @@ from fastem.bench.hmm import (
     run_hmm_case,
     run_hmm_first_fit_case,
     run_hmm_threads_case,
+    time_pairs,
 )
 from fastem.bench.memory import peak_memory
 from fastem.bench.report import (
@@ -159,6 +160,7 @@ __all__ = [
     "run_threads_case",
     "time_alternating",
     "time_naive",
+    "time_pairs",
     "time_per_iteration",
     "write_report",
 ]
