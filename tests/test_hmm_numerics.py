@@ -103,3 +103,23 @@ def test_impossible_sequence_is_a_clear_error():
     model.means_ = np.array([[1e200], [2.0]])
     with pytest.raises(ValueError, match="zero probability"):
         model.fit(X)
+
+
+@pytest.mark.parametrize("outlier_row", [10, 70])
+def test_long_sequence_path_sends_unrepresentable_sequences_to_log_space(monkeypatch, outlier_row):
+    """The left-right case above on the meet-in-the-middle path, the outlier in either half."""
+    import fastem.hmm.sequences
+
+    monkeypatch.setattr(fastem.hmm.sequences, "LONG_SEQUENCE_ROWS", 100)
+    rng = np.random.RandomState(1)
+    X = np.concatenate([rng.normal(0, 1, (60, 2)), rng.normal(6, 1, (40, 2)), rng.normal(12, 1, (40, 2))])
+    X[outlier_row] = [40.0, 40.0]
+    params = (np.array([1.0, 0.0, 0.0]), np.array([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]]),
+              np.array([[0.0, 0.0], [6.0, 6.0], [12.0, 12.0]]), np.full((3, 2), 0.05))
+    model = with_params(GaussianHMM(3, covariance_type="diag", init_params="", n_iter=3), params)
+    log_prob, posteriors = model.score_samples(X)
+    expected_ll, expected_post, _ = reference.hmm_forward_backward(X, *params, "diag")
+    assert log_prob == pytest.approx(expected_ll, rel=1e-12)
+    np.testing.assert_allclose(posteriors, expected_post, rtol=1e-7, atol=1e-12)
+    model.fit(X)
+    _finite_model(model)

@@ -124,3 +124,39 @@ def test_results_do_not_depend_on_the_thread_count():
                         np.array(model.monitor_.history), model.score_samples(X, lengths)[1]))
     for ours, theirs in zip(*results):
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.fixture
+def long_sequences_from_100_rows(monkeypatch):
+    """Sequences of 100 rows or more take the two-thread meet-in-the-middle path."""
+    import fastem.hmm.sequences
+
+    monkeypatch.setattr(fastem.hmm.sequences, "LONG_SEQUENCE_ROWS", 100)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_long_sequence_path_matches_the_naive_reference(long_sequences_from_100_rows, covariance_type):
+    """Sequences of 300 and 250 rows meet in the middle; the short ones between them do not."""
+    X, lengths = sequences(seed=14, lengths=(300, 7, 250, 1, 60))
+    weights = np.array([1.0, 2.0, 0.5, 1.0, 3.0])
+    model = _model(covariance_type).fit(X, lengths, sample_weight=weights)
+    expected = reference.hmm_fit(X, lengths, *start_params(covariance_type), covariance_type=covariance_type,
+                                 n_iter=5, sequence_weights=weights)
+    np.testing.assert_allclose(list(model.monitor_.history), expected["history"], rtol=1e-10)
+    for name in ("startprob", "transmat", "means"):
+        np.testing.assert_allclose(getattr(model, name + "_"), expected[name], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(model._covars_, expected["covars"], rtol=1e-8, atol=1e-10)
+    _, posteriors = model.score_samples(X, lengths)
+    _, expected_posteriors, _ = reference.hmm_forward_backward(X[:300], model.startprob_, model.transmat_,
+                                                               model.means_, model._covars_, covariance_type)
+    np.testing.assert_allclose(posteriors[:300], expected_posteriors, rtol=1e-8, atol=1e-12)
+
+
+def test_long_sequence_path_does_not_depend_on_the_thread_count(long_sequences_from_100_rows):
+    X, lengths = sequences(seed=15, lengths=(400, 350, 20))
+    results = []
+    for n_jobs in (1, 2):
+        model = _model("full", n_jobs=n_jobs).fit(X, lengths)
+        results.append((model.means_, model._covars_, model.transmat_, np.array(model.monitor_.history)))
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)

@@ -1,8 +1,8 @@
 """Forward-backward and Viterbi over many sequences (parallel Numba kernels).
 
 Sequences are grouped into fixed chunks of consecutive sequences (see
-``steps.make_sequences``: the grouping depends on the lengths only, never on
-the thread count). ``prange`` runs over chunks; each chunk writes its own
+``sequences.make_sequences``: the grouping depends on the lengths only, never
+on the thread count). ``prange`` runs over chunks; each chunk writes its own
 partial transition and start statistics, which the caller adds in chunk order,
 so results are bit-identical for any thread count.
 
@@ -221,14 +221,15 @@ def _posterior_row(alpha, t, beta, out):
 
 
 @kernel
-def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequence_weights, alpha,
+def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, transmat, sequence_weights, alpha,
                      log_likelihoods, part_start, part_trans, posteriors):
     """Forward(-backward) for every sequence, in parallel over chunks of sequences.
 
     log_prob : (n, k) float64, emission log-densities; overwritten: with the
         posteriors when ``posteriors`` is True, with scratch otherwise.
     offsets : (n_sequences + 1,) int64, row offsets of the sequences.
-    chunk_offsets : (n_chunks + 1,) int64, sequence offsets of the chunks.
+    sequence_ids : (m,) int64, the sequences to process.
+    chunk_offsets : (n_chunks + 1,) int64, offsets into ``sequence_ids`` of the chunks.
     startprob (k,), transmat (k, k), sequence_weights (n_sequences,): float64.
     alpha : (n, k) float64 scratch (the scaled forward probabilities).
     log_likelihoods : (n_sequences,) float64, out.
@@ -255,7 +256,8 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
                 transposed[j, i] = transmat[i, j]
         chunk_start = part_start[c]
         chunk_trans = part_trans[c]
-        for s in range(chunk_offsets[c], chunk_offsets[c + 1]):
+        for q in range(chunk_offsets[c], chunk_offsets[c + 1]):
+            s = sequence_ids[q]
             start = offsets[s]
             stop = offsets[s + 1]
             log_likelihoods[s] = _forward(
@@ -269,7 +271,7 @@ def forward_backward(log_prob, offsets, chunk_offsets, startprob, transmat, sequ
 
 
 @kernel
-def viterbi(log_prob, offsets, chunk_offsets, log_startprob, log_transmat, path, log_probs):
+def viterbi(log_prob, offsets, sequence_ids, chunk_offsets, log_startprob, log_transmat, path, log_probs):
     """Most likely state path of every sequence, in parallel over chunks of sequences.
 
     log_prob (n, k) float64 is overwritten with the Viterbi lattice. Ties go
@@ -279,7 +281,8 @@ def viterbi(log_prob, offsets, chunk_offsets, log_startprob, log_transmat, path,
     n_components = log_prob.shape[1]
     n_chunks = chunk_offsets.shape[0] - 1
     for c in prange(n_chunks):
-        for s in range(chunk_offsets[c], chunk_offsets[c + 1]):
+        for q in range(chunk_offsets[c], chunk_offsets[c + 1]):
+            s = sequence_ids[q]
             start = offsets[s]
             stop = offsets[s + 1]
             for j in range(n_components):

@@ -11,6 +11,7 @@ from fastem._core.estimator import EstimatorBase
 from fastem._core.numba import numba_threads, resolve_n_jobs
 from fastem._core.validation import check_choice, check_data, check_int, check_random_state, check_real
 from fastem.exceptions import NotFittedError, compatible
+from fastem.hmm import sequences as sequence_checks
 from fastem.hmm import steps
 from fastem.hmm.model_file import load_model, save_model
 from fastem.hmm.monitor import ConvergenceMonitor
@@ -260,9 +261,9 @@ class GaussianHMM(EstimatorBase):
         """
         self._check_parameters()
         X = check_data(X, min_samples=1, estimator_name="GaussianHMM").astype(np.float64, copy=False)
-        lengths = steps.check_lengths(lengths, X.shape[0])
-        weights = steps.check_sequence_weights(sample_weight, lengths.shape[0])
-        sequences = steps.make_sequences(lengths, weights)
+        lengths = sequence_checks.check_lengths(lengths, X.shape[0])
+        weights = sequence_checks.check_sequence_weights(sample_weight, lengths.shape[0])
+        sequences = sequence_checks.make_sequences(lengths, weights)
         covariance_type = self.covariance_type
         update = self.params
         priors = self._priors()
@@ -337,7 +338,7 @@ class GaussianHMM(EstimatorBase):
         self._check_parameters()
         n_features = self._n_features()
         X = check_data(X, n_features=n_features, estimator_name="GaussianHMM").astype(np.float64, copy=False)
-        sequences = steps.make_sequences(steps.check_lengths(lengths, X.shape[0]))
+        sequences = sequence_checks.make_sequences(sequence_checks.check_lengths(lengths, X.shape[0]))
         return X, sequences, self._checked_params(n_features)
 
     def score(self, X, lengths=None, *, per_sequence=False):

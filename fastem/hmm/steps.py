@@ -5,7 +5,10 @@ An E-step is three parallel passes:
 1. emission log-densities of every row under every state: the mixture's
    kernels (``fastem.mixture.emissions``), parallel over row chunks;
 2. forward-backward: parallel over chunks of sequences
-   (``_forward_backward``), giving posteriors, start and transition counts;
+   (``_forward_backward``), and for sequences of at least
+   ``sequences.LONG_SEQUENCE_ROWS`` rows over the two halves of each, whose
+   forward and backward passes meet in the middle (``_long_sequences``);
+   they give posteriors, start and transition counts;
 3. posterior-weighted Gaussian statistics: the mixture's additive statistics,
    parallel over row chunks.
 
@@ -16,104 +19,29 @@ fixed order: results are bit-identical for any thread count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from fastem._core.numba import CHUNK_ROWS
-from fastem.hmm import _forward_backward
+from fastem.hmm import _forward_backward, _long_sequences
 from fastem.hmm.parameters import HMMParams, HMMStats, precisions_cholesky
+from fastem.hmm.sequences import Sequences
 from fastem.mixture.emissions import log_densities, posterior_statistics
 
 
-@dataclass
-class Sequences:
-    """Where each sequence of X starts, how sequences are grouped into parallel chunks, their weights."""
-
-    offsets: np.ndarray         # (n_sequences + 1,) int64 row offsets
-    chunk_offsets: np.ndarray   # (n_chunks + 1,) int64 sequence offsets
-    weights: np.ndarray         # (n_sequences,) float64
-    row_weights: np.ndarray | None  # (n_samples,) float64, None when every weight is 1
-
-    @property
-    def n_sequences(self) -> int:
-        return self.offsets.shape[0] - 1
-
-
-def check_lengths(lengths, n_samples: int) -> np.ndarray:
-    """Validated sequence lengths as int64: positive integers summing to ``n_samples``."""
-    if lengths is None:
-        return np.array([n_samples], dtype=np.int64)
-    array = np.asarray(lengths)
-    if array.ndim == 0:
-        array = array.reshape(1)
-    if array.ndim != 1 or array.shape[0] == 0:
-        raise ValueError(f"lengths must be a non-empty 1D array of sequence lengths, got shape {array.shape}.")
-    if array.dtype.kind not in "iu":
-        if array.dtype.kind != "f" or not np.isfinite(array).all() or (array != np.round(array)).any():
-            raise ValueError(f"lengths must hold integers, got {array.dtype} values.")
-        array = array.astype(np.int64)
-    array = array.astype(np.int64)
-    if (array <= 0).any():
-        index = int(np.flatnonzero(array <= 0)[0])
-        raise ValueError(f"lengths must be positive: lengths[{index}] = {int(array[index])}.")
-    if int(array.sum()) != n_samples:
-        raise ValueError(f"lengths array {array} doesn't sum to {n_samples} samples (it sums to {int(array.sum())}).")
-    return array
-
-
-def check_sequence_weights(sample_weight, n_sequences: int) -> np.ndarray | None:
-    """Validated per-sequence weights (float64), or None for unit weights."""
-    if sample_weight is None:
-        return None
-    weights = np.asarray(sample_weight, dtype=np.float64)
-    if weights.ndim == 0:
-        weights = np.full(n_sequences, float(weights))
-    if weights.shape != (n_sequences,):
-        raise ValueError(
-            f"sample_weight must have one weight per sequence, shape ({n_sequences},), got shape {weights.shape}."
-        )
-    if not np.isfinite(weights).all():
-        raise ValueError("sample_weight contains NaN or infinity.")
-    if (weights < 0).any():
-        raise ValueError(f"sample_weight must be non-negative; found minimum {weights.min()!r}.")
-    if not weights.sum() > 0:
-        raise ValueError("sample_weight sums to zero: at least one sequence needs a positive weight.")
-    return np.ascontiguousarray(weights)
-
-
-def make_sequences(lengths: np.ndarray, weights: np.ndarray | None = None) -> Sequences:
-    """Sequences of the given (validated, positive) lengths.
-
-    Sequences that start within the same window of ``CHUNK_ROWS`` rows form
-    one chunk: the grouping depends on the lengths only, so the order of the
-    additions, and every result, is the same for any thread count.
-    """
-    offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    window = offsets[:-1] // CHUNK_ROWS
-    starts = np.flatnonzero(np.diff(window, prepend=-1))
-    chunk_offsets = np.append(starts, lengths.shape[0]).astype(np.int64)
-    if weights is None:
-        return Sequences(offsets, chunk_offsets, np.ones(lengths.shape[0]), None)
-    return Sequences(offsets, chunk_offsets, weights, np.repeat(weights, lengths))
-
-
 class Workspace:
-    """The two (n_samples, n_components) buffers of an E-step, allocated once and reused by every iteration.
+    """The (n_samples, n_components) buffers of an E-step, allocated once and reused by every iteration.
 
     Allocating them afresh costs page faults on every iteration (tens of
     milliseconds for a million rows); a fit keeps one workspace.
     """
 
     def __init__(self):
-        self._arrays = None
+        self._arrays = {}
 
-    def arrays(self, n_samples: int, n_components: int) -> tuple:
-        shape = (n_samples, n_components)
-        if self._arrays is None or self._arrays[0].shape != shape:
-            self._arrays = (np.empty(shape), np.empty(shape))
-        return self._arrays
+    def array(self, name: str, shape: tuple) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape:
+            array = self._arrays[name] = np.empty(shape)
+        return array
 
 
 def _emission_log_prob(X, params: HMMParams, covariance_type: str, out=None) -> np.ndarray:
@@ -127,27 +55,31 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
     The log_prob array holds the posteriors after a backward pass; with a
     ``workspace`` it is one of its buffers (overwritten by the next call).
     """
-    n_components = params.means.shape[0]
-    if workspace is None:
-        log_prob, alpha = np.empty((X.shape[0], n_components)), None
-    else:
-        log_prob, alpha = workspace.arrays(X.shape[0], n_components)
-    log_prob = _emission_log_prob(X, params, covariance_type, log_prob)
-    n_chunks = sequences.chunk_offsets.shape[0] - 1
-    alpha = np.empty_like(log_prob) if alpha is None else alpha
+    workspace = Workspace() if workspace is None else workspace
+    n_samples, n_components = X.shape[0], params.means.shape[0]
+    log_prob = _emission_log_prob(X, params, covariance_type, workspace.array("log_prob", (n_samples, n_components)))
+    alpha = workspace.array("alpha", (n_samples, n_components))
+    startprob = np.ascontiguousarray(params.startprob)
+    transmat = np.ascontiguousarray(params.transmat)
+    # Forward passes alone (scores) go through one kernel whatever the lengths.
+    ids, chunks = (sequences.short_ids, sequences.short_chunks) if posteriors else (sequences.ids, sequences.chunks)
+    n_chunks = chunks.shape[0] - 1
     log_likelihoods = np.empty(sequences.n_sequences)
     part_start = np.zeros((n_chunks, n_components))
     part_trans = np.zeros((n_chunks, n_components, n_components))
     _forward_backward.forward_backward(
-        log_prob, sequences.offsets, sequences.chunk_offsets, np.ascontiguousarray(params.startprob),
-        np.ascontiguousarray(params.transmat), sequences.weights, alpha, log_likelihoods, part_start, part_trans,
-        posteriors,
+        log_prob, sequences.offsets, ids, chunks, startprob, transmat, sequences.weights, alpha, log_likelihoods,
+        part_start, part_trans, posteriors,
     )
     start = np.zeros(n_components)
     trans = np.zeros((n_components, n_components))
     for c in range(n_chunks):  # chunk order: thread-count independent
         start += part_start[c]
         trans += part_trans[c]
+    if posteriors and sequences.long_ids.size:
+        long_start, long_trans = _run_long(log_prob, sequences, startprob, transmat, alpha, log_likelihoods, workspace)
+        start += long_start
+        trans += long_trans
     redo = np.flatnonzero(np.isnan(log_likelihoods))
     if redo.size:
         log_start, log_trans = _redo_in_log_space(X, sequences, params, covariance_type, posteriors, redo, log_likelihoods,
@@ -155,6 +87,39 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
         start += log_start
         trans += log_trans
     return log_likelihoods, log_prob, start, trans
+
+
+def _run_long(log_prob, sequences: Sequences, startprob, transmat, alpha, log_likelihoods, workspace: Workspace):
+    """The long sequences' forward-backward, two phases of two tasks each; returns their start and trans counts.
+
+    A sequence that must go to log space gets a NaN log-likelihood and adds nothing.
+    """
+    n_samples, n_components = log_prob.shape
+    long_ids = sequences.long_ids
+    m = long_ids.size
+    beta = workspace.array("beta", (n_samples, n_components))
+    row_max = workspace.array("row_max", (n_samples,))
+    inverse_scale = workspace.array("inverse_scale", (n_samples,))
+    boundary = np.empty((m, n_components))
+    partial_ll = np.zeros((m, 2))
+    part_start = np.zeros((2 * m, n_components))
+    part_xi = np.zeros((2 * m, n_components, n_components))
+    for phase in (1, 2):
+        _long_sequences.meet_in_the_middle(
+            phase, log_prob, sequences.offsets, long_ids, sequences.mids, startprob, transmat, sequences.weights,
+            alpha, beta, row_max, inverse_scale, boundary, partial_ll, part_start, part_xi,
+        )
+    start = np.zeros(n_components)
+    xi = np.zeros((n_components, n_components))
+    for q in range(m):  # sequence order: thread-count independent
+        log_likelihood = partial_ll[q, 0] + partial_ll[q, 1]
+        log_likelihoods[long_ids[q]] = log_likelihood
+        if np.isnan(log_likelihood):
+            continue
+        for task in (2 * q, 2 * q + 1):
+            start += part_start[task]
+            xi += part_xi[task]
+    return start, transmat * xi
 
 
 def _redo_in_log_space(X, sequences, params, covariance_type, posteriors, redo, log_likelihoods, out):
@@ -221,7 +186,7 @@ def viterbi(X, sequences: Sequences, params: HMMParams, covariance_type: str):
     path = np.empty(X.shape[0], dtype=np.int64)
     log_probs = np.empty(sequences.n_sequences)
     _forward_backward.viterbi(
-        lattice, sequences.offsets, sequences.chunk_offsets, log_startprob, np.ascontiguousarray(log_transmat),
+        lattice, sequences.offsets, sequences.ids, sequences.chunks, log_startprob, np.ascontiguousarray(log_transmat),
         path, log_probs,
     )
     return log_probs, path
