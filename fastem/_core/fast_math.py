@@ -55,9 +55,8 @@ def _exp_flushed_for(x):
 
 
 @helper
-def _exp_flushed64(x):
-    """float64 ``exp_flushed``."""
-    y = max(x, RESP_LOG_FLOOR - 1.0)  # keeps the exponent below in range
+def _exp_in_range(y):
+    """exp(y) for float64 y in [-708, 0]: Cody-Waite reduction and a Taylor series, to a few ulp."""
     k = np.floor(y * _LOG2E + 0.5)
     r = (y - k * _LN2_HI) - k * _LN2_LO
     # Taylor series to r**13: |r| <= ln2 / 2 leaves a truncation error below 1e-17.
@@ -75,8 +74,14 @@ def _exp_flushed64(x):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    scale = float_from_bits((np.int64(k) + 1023) << 52)  # 2**k, built in the exponent bits
-    return p * scale if x >= RESP_LOG_FLOOR else 0.0
+    return p * float_from_bits((np.int64(k) + 1023) << 52)  # 2**k, built in the exponent bits
+
+
+@helper
+def _exp_flushed64(x):
+    """float64 ``exp_flushed``."""
+    y = max(x, RESP_LOG_FLOOR - 1.0)  # keeps the exponent below in range
+    return _exp_in_range(y) if x >= RESP_LOG_FLOOR else 0.0
 
 
 # Below this exp(x) is subnormal (or zero): exp_nonpositive returns 0.
@@ -92,24 +97,7 @@ def exp_nonpositive(x):
     much larger than the largest value's.
     """
     y = max(x, _EXP_NORMAL_FLOOR)
-    k = np.floor(y * _LOG2E + 0.5)
-    r = (y - k * _LN2_HI) - k * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    scale = float_from_bits((np.int64(k) + 1023) << 52)
-    return p * scale if x >= _EXP_NORMAL_FLOOR else 0.0
+    return _exp_in_range(y) if x >= _EXP_NORMAL_FLOOR else 0.0
 
 
 # float32 versions of the constants. ln 2 is split for float32 as above: HI

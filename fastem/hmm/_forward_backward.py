@@ -77,29 +77,37 @@ def _relative_emissions(log_prob, start, n_rows, row_max):
 
 
 @helper
-def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, row_max, row_total, row_after):
-    """Scaled forward pass over rows start..stop-1; returns the sequence's log-likelihood.
+def forward_segment(e, start, stop, first_row, startprob, transposed, alpha, inverse_scale, row_max, predicted,
+                    row_total, row_after, emissions_ready, scale_emissions):
+    """Scaled forward pass over rows start..stop-1 of one sequence; returns sum_t (log s_t + M_t), or NaN.
 
-    ``transposed`` is transmat.T (C-contiguous).
+    ``first_row``: row ``start`` opens the sequence (it uses startprob), else
+    the pass continues from the normalised alpha[start - 1]. Unless
+    ``emissions_ready``, each block's log-densities in ``e`` first become the
+    relative emissions e_j (and M_t goes to ``row_max``). With
+    ``scale_emissions`` they then become e_j / s_t, which the one-thread
+    backward pass reads; otherwise they stay e_j. Writes the normalised
+    alphas and 1 / s_t (``inverse_scale``). NaN means a step total
+    underflowed (see the module docstring).
 
     Rows go in blocks of ``BLOCK_ROWS``. Within a block the recursion keeps
     the forward probabilities unnormalised (their total tau_t is the product
     of the s_t since the block began), so no division sits on the
     row-to-row dependency chain; they are rescaled only when tau_t falls
     below ``_RESCALE_BELOW``. A second pass over the block, whose rows are
-    independent, then normalises each alpha_t and divides the emissions by
-    s_t = tau_t / tau_(t-1). Returns NaN, leaving the rows half-transformed,
-    if a step total underflows (see the module docstring).
+    independent, then normalises each alpha_t and records
+    s_t = tau_t / tau_(t-1).
     """
-    n_components = log_prob.shape[1]
+    n_components = e.shape[1]
     log_likelihood = 0.0
     for block in range(start, stop, BLOCK_ROWS):
         n_rows = min(BLOCK_ROWS, stop - block)
-        _relative_emissions(log_prob, block, n_rows, row_max)
+        if not emissions_ready:
+            _relative_emissions(e, block, n_rows, row_max[block:block + n_rows])
         previous_total = 1.0  # the block starts from normalised probabilities
         for r in range(n_rows):
             t = block + r
-            if t == start:
+            if t == start and first_row:
                 for j in range(n_components):
                     predicted[j] = startprob[j]
             else:
@@ -113,37 +121,36 @@ def _forward(log_prob, start, stop, startprob, transposed, alpha, predicted, row
                     predicted[j] = acc
             total = 0.0
             for j in range(n_components):
-                value = predicted[j] * log_prob[t, j]
+                value = predicted[j] * e[t, j]
                 value = value if value >= _ALPHA_FLOOR else 0.0  # no subnormals in the recursion
                 alpha[t, j] = value
                 total += value
-            if total >= _SCALE_FLOOR * previous_total and total > 0.0:
-                row_total[r] = total
-                if total < _RESCALE_BELOW:
-                    inverse = 1.0 / total
-                    for j in range(n_components):
-                        alpha[t, j] *= inverse
-                    log_likelihood += math.log(total)
-                    total = 1.0
-            else:
-                # The row's probability underflows against its best emission:
-                # the scaled pass can no longer keep states whose relative mass
-                # left float64's range. The caller redoes the sequence in log space.
+            if not (total >= _SCALE_FLOOR * previous_total and total > 0.0):
                 return np.nan
+            row_total[r] = total
+            if total < _RESCALE_BELOW:
+                inverse = 1.0 / total
+                for j in range(n_components):
+                    alpha[t, j] *= inverse
+                log_likelihood += math.log(total)
+                total = 1.0
             row_after[r] = total
             previous_total = total
         log_likelihood += math.log(previous_total)
         previous_total = 1.0
         for r in range(n_rows):
             t = block + r
-            log_likelihood += row_max[r]
+            log_likelihood += row_max[t]
             step_inverse = previous_total / row_total[r]  # 1 / s_t
+            inverse_scale[t] = step_inverse
+            previous_total = row_after[r]
             inverse = 1.0 / row_after[r]
             for j in range(n_components):
                 value = alpha[t, j] * inverse
                 alpha[t, j] = value if value >= _ALPHA_FLOOR else 0.0
-                log_prob[t, j] *= step_inverse
-            previous_total = row_after[r]
+            if scale_emissions:
+                for j in range(n_components):
+                    e[t, j] *= step_inverse
     return log_likelihood
 
 
@@ -222,7 +229,7 @@ def _posterior_row(alpha, t, beta, out):
 
 @kernel
 def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, transmat, sequence_weights, alpha,
-                     log_likelihoods, part_start, part_trans, posteriors):
+                     row_max, inverse_scale, log_likelihoods, part_start, part_trans, posteriors):
     """Forward(-backward) for every sequence, in parallel over chunks of sequences.
 
     log_prob : (n, k) float64, emission log-densities; overwritten: with the
@@ -231,7 +238,7 @@ def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, 
     sequence_ids : (m,) int64, the sequences to process.
     chunk_offsets : (n_chunks + 1,) int64, offsets into ``sequence_ids`` of the chunks.
     startprob (k,), transmat (k, k), sequence_weights (n_sequences,): float64.
-    alpha : (n, k) float64 scratch (the scaled forward probabilities).
+    alpha : (n, k), row_max, inverse_scale : (n,), float64 scratch.
     log_likelihoods : (n_sequences,) float64, out.
     part_start (n_chunks, k), part_trans (n_chunks, k, k): float64, zeroed,
         out: each chunk's weighted start and transition statistics.
@@ -241,7 +248,6 @@ def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, 
     n_chunks = chunk_offsets.shape[0] - 1
     for c in prange(n_chunks):
         predicted = np.empty(n_components)
-        row_max = np.empty(BLOCK_ROWS)
         row_total = np.empty(BLOCK_ROWS)
         row_after = np.empty(BLOCK_ROWS)
         beta = np.empty(n_components)
@@ -260,8 +266,9 @@ def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, 
             s = sequence_ids[q]
             start = offsets[s]
             stop = offsets[s + 1]
-            log_likelihoods[s] = _forward(
-                log_prob, start, stop, startprob, transposed, alpha, predicted, row_max, row_total, row_after
+            log_likelihoods[s] = forward_segment(
+                log_prob, start, stop, True, startprob, transposed, alpha, inverse_scale, row_max, predicted,
+                row_total, row_after, False, posteriors,
             )
             if posteriors and log_likelihoods[s] == log_likelihoods[s]:
                 _backward(

@@ -28,8 +28,6 @@ bit-identical for any number of threads.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import prange
 
@@ -37,74 +35,14 @@ from fastem._core.numba import BLOCK_ROWS, helper, kernel
 from fastem.hmm._forward_backward import (
     _ALPHA_FLOOR,
     _RESCALE_BELOW,
-    _SCALE_FLOOR,
     _add_outer_block,
     _relative_emissions,
+    forward_segment,
 )
 
 # A row's posterior total below this fraction of its largest beta is not
 # trusted (see the module docstring).
 _GAMMA_FLOOR = 1e-250
-
-
-@helper
-def _forward_segment(e, start, stop, first_row, startprob, transposed, alpha, inverse_scale, row_max, predicted,
-                     row_total, row_after, emissions_ready):
-    """Scaled forward over rows start..stop-1 of one sequence, leaving the relative emissions e in place.
-
-    ``first_row``: row ``start`` opens the sequence (it uses startprob), else
-    the pass continues from the normalised alpha[start - 1]. Unless
-    ``emissions_ready``, each block's log-densities become e first. Writes
-    normalised alphas and 1 / s_t; returns sum_t (log s_t + M_t), or NaN when
-    a step total underflows.
-    """
-    n_components = e.shape[1]
-    log_likelihood = 0.0
-    for block in range(start, stop, BLOCK_ROWS):
-        n_rows = min(BLOCK_ROWS, stop - block)
-        if not emissions_ready:
-            _relative_emissions(e, block, n_rows, row_max[block:block + n_rows])
-        previous_total = 1.0
-        for r in range(n_rows):
-            t = block + r
-            if t == start and first_row:
-                for j in range(n_components):
-                    predicted[j] = startprob[j]
-            else:
-                for j in range(n_components):
-                    acc = 0.0
-                    for i in range(n_components):
-                        acc += alpha[t - 1, i] * transposed[j, i]
-                    predicted[j] = acc
-            total = 0.0
-            for j in range(n_components):
-                value = predicted[j] * e[t, j]
-                value = value if value >= _ALPHA_FLOOR else 0.0
-                alpha[t, j] = value
-                total += value
-            if not (total >= _SCALE_FLOOR * previous_total and total > 0.0):
-                return np.nan
-            row_total[r] = total
-            if total < _RESCALE_BELOW:
-                inverse = 1.0 / total
-                for j in range(n_components):
-                    alpha[t, j] *= inverse
-                log_likelihood += math.log(total)
-                total = 1.0
-            row_after[r] = total
-            previous_total = total
-        log_likelihood += math.log(previous_total)
-        previous_total = 1.0
-        for r in range(n_rows):
-            t = block + r
-            log_likelihood += row_max[t]
-            inverse_scale[t] = previous_total / row_total[r]
-            previous_total = row_after[r]
-            inverse = 1.0 / row_after[r]
-            for j in range(n_components):
-                value = alpha[t, j] * inverse
-                alpha[t, j] = value if value >= _ALPHA_FLOOR else 0.0
-    return log_likelihood
 
 
 @helper
@@ -201,8 +139,8 @@ def _forward_second_half(e, mid, end, startprob, transposed, alpha, beta, invers
     filled = 0
     for block in range(mid, end, BLOCK_ROWS):
         stop = min(block + BLOCK_ROWS, end)
-        part = _forward_segment(e, block, stop, False, startprob, transposed, alpha, inverse_scale, row_max,
-                                predicted, row_total, row_after, True)
+        part = forward_segment(e, block, stop, False, startprob, transposed, alpha, inverse_scale, row_max,
+                               predicted, row_total, row_after, True, False)
         if part != part:
             return np.nan
         log_likelihood += part
@@ -311,8 +249,8 @@ def meet_in_the_middle(phase, log_prob, offsets, long_ids, mids, startprob, tran
                 transposed[j, i] = transmat[i, j]
         forward_task = task % 2 == 0
         if phase == 1 and forward_task:
-            partial_ll[q, 0] = _forward_segment(log_prob, start, mid, True, startprob, transposed, alpha,
-                                                inverse_scale, row_max, predicted, row_total, row_after, False)
+            partial_ll[q, 0] = forward_segment(log_prob, start, mid, True, startprob, transposed, alpha,
+                                               inverse_scale, row_max, predicted, row_total, row_after, False, False)
         elif phase == 1:
             _backward_second_half(log_prob, mid, end, transmat, beta, row_max, emitted)
             for j in range(n_components):

@@ -1,7 +1,8 @@
 """The kernels a Gaussian HMM needs, for compiling them ahead of time (``python -m fastem compile``).
 
 An HMM works in float64. Its own kernels (forward-backward, Viterbi, the
-log-space forward-backward) depend on nothing else; its emissions use the
+two-thread forward-backward of long sequences, the log-space
+forward-backward) depend on nothing else; its emissions use the
 mixture's float64 log-probability kernels (one specialisation per
 full-covariance feature-count variant, compiled by the mixture's tasks) and
 the posterior-statistics kernels, one for full and tied covariances and one
@@ -28,6 +29,9 @@ def _tiny_fit(covariance_type: str) -> None:
     model.fit(X, [32, 32], sample_weight=[1.0, 1.0])
     model.decode(X, [32, 32])
     model.predict_proba(X)
+    from fastem.hmm.sequences import LONG_SEQUENCE_ROWS
+
+    model.predict_proba(np.resize(X, (LONG_SEQUENCE_ROWS, 2)))  # a long sequence: forward and backward meet
     # A left-right model whose data run ahead of it: scaling cannot hold the
     # first state's tiny mass, so the sequence goes to the log-space kernel.
     left_right = GaussianHMM(2, covariance_type=covariance_type, init_params="")

@@ -67,9 +67,11 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
     log_likelihoods = np.empty(sequences.n_sequences)
     part_start = np.zeros((n_chunks, n_components))
     part_trans = np.zeros((n_chunks, n_components, n_components))
+    row_max = workspace.array("row_max", (n_samples,))
+    inverse_scale = workspace.array("inverse_scale", (n_samples,))
     _forward_backward.forward_backward(
-        log_prob, sequences.offsets, ids, chunks, startprob, transmat, sequences.weights, alpha, log_likelihoods,
-        part_start, part_trans, posteriors,
+        log_prob, sequences.offsets, ids, chunks, startprob, transmat, sequences.weights, alpha, row_max,
+        inverse_scale, log_likelihoods, part_start, part_trans, posteriors,
     )
     start = np.zeros(n_components)
     trans = np.zeros((n_components, n_components))
