@@ -123,3 +123,26 @@ def test_long_sequence_path_sends_unrepresentable_sequences_to_log_space(monkeyp
     np.testing.assert_allclose(posteriors, expected_post, rtol=1e-7, atol=1e-12)
     model.fit(X)
     _finite_model(model)
+
+
+@pytest.mark.parametrize("transmat", [np.eye(2), np.array([[1.0, 0.0], [0.5, 0.5]])])
+@pytest.mark.parametrize("long_path", [False, True])
+def test_a_state_flushed_to_zero_can_be_revived_by_later_rows(monkeypatch, transmat, long_path):
+    """15 rows at 0 push state 1 (mean 10) to e^-750; 30 rows at 10 then make it the only likely state.
+
+    No single row is 1e100 times worse under the surviving state, so only the
+    lost-state guard for transition matrices with zeros sends the sequence to
+    log space (found in review: the scaled pass gave -1542 instead of -792).
+    """
+    import fastem.hmm.sequences
+
+    if long_path:
+        monkeypatch.setattr(fastem.hmm.sequences, "LONG_SEQUENCE_ROWS", 20)
+    X = np.concatenate([np.zeros((15, 1)), np.full((30, 1), 10.0)])
+    params = (np.array([0.5, 0.5]), transmat, np.array([[0.0], [10.0]]), np.array([[1.0], [1.0]]))
+    model = with_params(GaussianHMM(2, covariance_type="diag", init_params="", n_iter=1), params)
+    expected_ll, expected_post, _ = reference.hmm_forward_backward(X, *params, "diag")
+    assert model.score(X) == pytest.approx(expected_ll, rel=1e-12)
+    log_prob, posteriors = model.score_samples(X)
+    assert log_prob == pytest.approx(expected_ll, rel=1e-12)
+    np.testing.assert_allclose(posteriors, expected_post, rtol=1e-7, atol=1e-12)

@@ -123,3 +123,26 @@ def test_initialisation_of_startprob_and_transmat_as_hmmlearn():
     np.testing.assert_allclose(np.sort(ours.means_, axis=0), np.sort(theirs.means_, axis=0), rtol=1e-6)
     assert ours.aic(X, lengths) == pytest.approx(theirs.aic(X, lengths), rel=1e-6)
     assert ours.bic(X, lengths) == pytest.approx(theirs.bic(X, lengths), rel=1e-6)
+
+
+def test_matrix_covariance_prior_and_unvisited_diag_state():
+    X, lengths = sequences(seed=16)
+    prior = np.array([[0.3, 0.1], [0.1, 0.2]])
+    ours, theirs = _pair("full", covars_prior=prior, covars_weight=4.0)
+    ours.fit(X, lengths)
+    theirs.fit(X, lengths)
+    assert_same_model(ours, theirs, "full")
+    # A diag state that can never be reached keeps its covariance (hmmlearn: prior / 1e-5, here 0).
+    model = with_params(GaussianHMM(3, init_params="", covars_prior=0.0, n_iter=3), start_params("diag"))
+    model.startprob_ = np.array([0.5, 0.5, 0.0])
+    model.transmat_ = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.3, 0.3, 0.4]])
+    model.fit(X, lengths)
+    np.testing.assert_array_equal(model._covars_[2], start_params("diag")[3][2])
+
+
+def test_n_iter_zero_only_initialises_as_hmmlearn():
+    X, lengths = sequences()
+    ours = GaussianHMM(3, n_iter=0, random_state=4).fit(X, lengths)
+    theirs = hmmlearn_hmm.GaussianHMM(3, n_iter=0, random_state=4).fit(X, lengths)
+    assert list(ours.monitor_.history) == list(theirs.monitor_.history) == []
+    np.testing.assert_allclose(ours.transmat_, theirs.transmat_, rtol=1e-12)

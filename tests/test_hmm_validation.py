@@ -97,7 +97,7 @@ def test_invalid_covars_and_shapes():
         ({"implementation": "fast"}, "implementation"),
         ({"params": "stmx"}, "params may contain only"),
         ({"init_params": "q"}, "init_params may contain only"),
-        ({"n_iter": 0}, "n_iter"),
+        ({"n_iter": -1}, "n_iter"),
         ({"tol": float("nan")}, "tol"),
         ({"min_covar": -1.0}, "min_covar"),
         ({"covars_prior": float("inf")}, "covars_prior must be finite"),
@@ -196,3 +196,24 @@ def test_malformed_model_files(fitted, tmp_path):
             archive.writestr(name, content)
     with pytest.raises(ModelFileError, match="transmat_ rows must sum to 1"):
         GaussianHMM.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"covars_weight": np.ones(3)}, "covars_weight has shape"),
+    ({"covariance_type": "full", "means_weight": np.ones((3, 2))}, "means_weight has shape"),
+    ({"covariance_type": "tied", "covars_prior": np.ones(3)}, "covars_prior has shape"),
+])
+def test_prior_shapes_are_checked_before_fitting(params, match):
+    X, lengths = sequences(seed=13)
+    with pytest.raises(ValueError, match=match):
+        GaussianHMM(3, **params).fit(X, lengths)
+
+
+def test_impossible_sequence_posteriors_are_an_error_not_log_densities():
+    model = GaussianHMM(2, covariance_type="diag")
+    model.startprob_, model.transmat_ = np.array([1.0, 0.0]), np.eye(2)
+    model.means_, model.covars_ = np.array([[0.0], [1e200]]), np.ones((2, 1))
+    X = np.array([[0.0], [1e200], [1.0]])
+    assert model.score(X) == -np.inf
+    with pytest.raises(ValueError, match="zero probability"):
+        model.predict_proba(X)

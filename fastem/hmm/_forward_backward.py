@@ -31,14 +31,21 @@ overflows even on sequences of millions of rows.
 
 When scaling is not exact, the sequence goes to log space
 ----------------------------------------------------------
-Flushing is exact unless a state whose relative mass fell below 1e-300 could
-become likely again, which needs rows that every state still holding mass
-explains more than 1e100 times worse than the row's best state (a
-left-right model whose data run ahead of it; narrow states far from an
-outlier). Such a row makes ``s_t`` fall below ``_SCALE_FLOOR``; the forward
-pass then stops and returns NaN, and the caller redoes that sequence with
-``forward_backward_log`` (``_forward_backward_log``), the textbook algorithm
-in log space, as hmmlearn runs every sequence. Ordinary data never get there.
+Forward probabilities below 1e-300 are set to zero (a smaller value could
+not be divided by a total that small without overflow, and subnormals are
+slow). That is exact to working precision when every entry of ``transmat_``
+is at least ``RESUPPLY_FLOOR`` (1e-50): one row later every state receives at
+least that much mass from the others, which dwarfs what was dropped. With
+smaller or zero entries (left-right models, blocks of an identity), a state
+whose mass is dropped may be unreachable from the rest, and later rows could
+make it likely again (a state at relative mass e^-1000 that thirty rows each
+favour by e^50). So for such matrices any reachable state's probability
+falling below 1e-300 stops the forward pass, as does a step total below
+``_SCALE_FLOOR``: it returns NaN, and the caller redoes that sequence with
+the textbook algorithm in log space (``_forward_backward_log``), as hmmlearn
+runs every sequence. Left-right models with long sequences therefore often
+take the slower log-space path; models whose transitions are all at least
+1e-50 never lose a state this way.
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ _SCALE_FLOOR = 1e-100
 _RESCALE_BELOW = 1e-100
 # Forward probabilities below this are flushed to zero (see the module docstring).
 _ALPHA_FLOOR = 1e-300
+# With every transition probability at least this, a state flushed to zero is
+# resupplied by the others one row later with vastly more than it lost.
+RESUPPLY_FLOOR = 1e-50
 
 
 @helper
@@ -78,7 +88,7 @@ def _relative_emissions(log_prob, start, n_rows, row_max):
 
 @helper
 def forward_segment(e, start, stop, first_row, startprob, transposed, alpha, inverse_scale, row_max, predicted,
-                    row_total, row_after, emissions_ready, scale_emissions):
+                    row_total, row_after, emissions_ready, scale_emissions, guard_losses):
     """Scaled forward pass over rows start..stop-1 of one sequence; returns sum_t (log s_t + M_t), or NaN.
 
     ``first_row``: row ``start`` opens the sequence (it uses startprob), else
@@ -88,7 +98,8 @@ def forward_segment(e, start, stop, first_row, startprob, transposed, alpha, inv
     ``scale_emissions`` they then become e_j / s_t, which the one-thread
     backward pass reads; otherwise they stay e_j. Writes the normalised
     alphas and 1 / s_t (``inverse_scale``). NaN means a step total
-    underflowed (see the module docstring).
+    underflowed, or (``guard_losses``) that a reachable state's forward
+    probability fell below 1e-300 (see the module docstring).
 
     Rows go in blocks of ``BLOCK_ROWS``. Within a block the recursion keeps
     the forward probabilities unnormalised (their total tau_t is the product
@@ -127,6 +138,10 @@ def forward_segment(e, start, stop, first_row, startprob, transposed, alpha, inv
                 total += value
             if not (total >= _SCALE_FLOOR * previous_total and total > 0.0):
                 return np.nan
+            if guard_losses:  # a reachable state dropped to zero (see the module docstring)
+                for j in range(n_components):
+                    if alpha[t, j] == 0.0 and predicted[j] > 0.0:
+                        return np.nan
             row_total[r] = total
             if total < _RESCALE_BELOW:
                 inverse = 1.0 / total
@@ -229,7 +244,7 @@ def _posterior_row(alpha, t, beta, out):
 
 @kernel
 def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, transmat, sequence_weights, alpha,
-                     row_max, inverse_scale, log_likelihoods, part_start, part_trans, posteriors):
+                     row_max, inverse_scale, log_likelihoods, part_start, part_trans, posteriors, guard_losses):
     """Forward(-backward) for every sequence, in parallel over chunks of sequences.
 
     log_prob : (n, k) float64, emission log-densities; overwritten: with the
@@ -243,6 +258,8 @@ def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, 
     part_start (n_chunks, k), part_trans (n_chunks, k, k): float64, zeroed,
         out: each chunk's weighted start and transition statistics.
     posteriors : bool, whether to run the backward pass.
+    guard_losses : bool, send a sequence to log space when a reachable state's
+        forward probability is lost (``transmat`` has entries below ``RESUPPLY_FLOOR``).
     """
     n_components = log_prob.shape[1]
     n_chunks = chunk_offsets.shape[0] - 1
@@ -268,7 +285,7 @@ def forward_backward(log_prob, offsets, sequence_ids, chunk_offsets, startprob, 
             stop = offsets[s + 1]
             log_likelihoods[s] = forward_segment(
                 log_prob, start, stop, True, startprob, transposed, alpha, inverse_scale, row_max, predicted,
-                row_total, row_after, False, posteriors,
+                row_total, row_after, False, posteriors, guard_losses,
             )
             if posteriors and log_likelihoods[s] == log_likelihoods[s]:
                 _backward(

@@ -22,7 +22,7 @@ sequence; such a sequence, like one whose forward pass underflows, is redone
 in log space by the caller.
 
 Which sequences go this way depends on their length only
-(``steps.LONG_SEQUENCE_ROWS``), never on the thread count, so results stay
+(``sequences.LONG_SEQUENCE_ROWS``), never on the thread count, so results stay
 bit-identical for any number of threads.
 """
 
@@ -128,7 +128,7 @@ def _combine_forward(e, alpha, beta, inverse_scale, first, last, end, weight, al
 
 @helper
 def _forward_second_half(e, mid, end, startprob, transposed, alpha, beta, inverse_scale, row_max, weight, predicted,
-                         row_total, row_after, alpha_block, z_block, xi):
+                         row_total, row_after, alpha_block, z_block, xi, guard_losses):
     """Phase 2, forward task: alphas of rows mid..end-1, then their posteriors and transitions, block by block.
 
     Returns the rows' sum of log s_t + M_t, or NaN (underflow, or a
@@ -140,7 +140,7 @@ def _forward_second_half(e, mid, end, startprob, transposed, alpha, beta, invers
     for block in range(mid, end, BLOCK_ROWS):
         stop = min(block + BLOCK_ROWS, end)
         part = forward_segment(e, block, stop, False, startprob, transposed, alpha, inverse_scale, row_max,
-                               predicted, row_total, row_after, True, False)
+                               predicted, row_total, row_after, True, False, guard_losses)
         if part != part:
             return np.nan
         log_likelihood += part
@@ -215,14 +215,15 @@ def _backward_first_half(e, start, mid, transmat, transposed, alpha, beta, inver
 
 @kernel
 def meet_in_the_middle(phase, log_prob, offsets, long_ids, mids, startprob, transmat, sequence_weights, alpha, beta,
-                       row_max, inverse_scale, boundary, partial_ll, part_start, part_xi):
+                       row_max, inverse_scale, boundary, partial_ll, part_start, part_xi, guard_losses):
     """One phase (1 or 2) of the split forward-backward of the sequences ``long_ids``, two tasks per sequence.
 
     log_prob (n, k): log-densities; after phase 2, the long sequences' rows
     hold their posteriors. alpha, beta (n, k), row_max, inverse_scale (n,):
     scratch shared by the phases. boundary (m, k): row mid's relative
-    emissions, saved in phase 1. partial_ll (m, 2): each half's
-    log-likelihood, NaN when the sequence must go to log space. part_start
+    emissions, saved in phase 1. partial_ll (m, 3), zeroed: each half's
+    log-likelihood, and a third entry the backward task of phase 2 sets;
+    NaN anywhere means the sequence must go to log space. part_start
     (2m, k), part_xi (2m, k, k): zeroed; each task's weighted start
     posteriors and sum_t alpha_t,i z_j (times A_ij, they are the expected
     transitions).
@@ -250,7 +251,8 @@ def meet_in_the_middle(phase, log_prob, offsets, long_ids, mids, startprob, tran
         forward_task = task % 2 == 0
         if phase == 1 and forward_task:
             partial_ll[q, 0] = forward_segment(log_prob, start, mid, True, startprob, transposed, alpha,
-                                               inverse_scale, row_max, predicted, row_total, row_after, False, False)
+                                               inverse_scale, row_max, predicted, row_total, row_after, False, False,
+                                               guard_losses)
         elif phase == 1:
             _backward_second_half(log_prob, mid, end, transmat, beta, row_max, emitted)
             for j in range(n_components):
@@ -260,9 +262,9 @@ def meet_in_the_middle(phase, log_prob, offsets, long_ids, mids, startprob, tran
         elif forward_task:
             partial_ll[q, 1] = _forward_second_half(
                 log_prob, mid, end, startprob, transposed, alpha, beta, inverse_scale, row_max, weight, predicted,
-                row_total, row_after, alpha_block, z_block, part_xi[task],
+                row_total, row_after, alpha_block, z_block, part_xi[task], guard_losses,
             )
         elif not _backward_first_half(log_prob, start, mid, transmat, transposed, alpha, beta, inverse_scale,
                                       boundary[q], weight, beta_next, beta_row, emitted, alpha_block, z_block,
                                       part_xi[task], part_start[task]):
-            partial_ll[q, 0] = np.nan
+            partial_ll[q, 2] = np.nan

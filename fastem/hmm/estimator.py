@@ -21,6 +21,7 @@ from fastem.hmm.parameters import (
     Priors,
     check_covars,
     check_distribution,
+    check_priors,
     check_means,
     covars_from_template,
     full_covars,
@@ -31,6 +32,7 @@ from fastem._core.kmeans import kmeans
 DECODER_ALGORITHMS = ("viterbi", "map")
 IMPLEMENTATIONS = ("log", "scaling")
 _PARAM_LETTERS = "stmc"
+_PRIORS = ("startprob_prior", "transmat_prior", "means_prior", "means_weight", "covars_prior", "covars_weight")
 
 
 class GaussianHMM(EstimatorBase):
@@ -73,7 +75,7 @@ class GaussianHMM(EstimatorBase):
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and :meth:`sample`.
     n_iter : int, default=10
-        Maximum Baum-Welch iterations.
+        Maximum Baum-Welch iterations (0 only initialises, as in hmmlearn).
     tol : float, default=1e-2
         EM stops when the log-likelihood gains less than ``tol``.
     verbose : bool, default=False
@@ -201,9 +203,9 @@ class GaussianHMM(EstimatorBase):
         check_real(self.min_covar, "min_covar", 0.0)
         check_choice(self.algorithm, "algorithm", DECODER_ALGORITHMS)
         check_choice(self.implementation, "implementation", IMPLEMENTATIONS)
-        check_int(self.n_iter, "n_iter", 1)
+        check_int(self.n_iter, "n_iter", 0)
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, (int, float, np.integer, np.floating)) \
-                or np.isnan(self.tol) or self.tol == np.inf:
+                or np.isnan(self.tol):
             raise ValueError(f"tol must be a number (-inf disables the convergence test), got {self.tol!r}.")
         for name in ("params", "init_params"):
             value = getattr(self, name)
@@ -215,7 +217,7 @@ class GaussianHMM(EstimatorBase):
                     f"{name} may contain only 's' (startprob), 't' (transmat), 'm' (means) and 'c' (covars); "
                     f"got {value!r}."
                 )
-        for name in ("startprob_prior", "transmat_prior", "means_prior", "means_weight", "covars_prior", "covars_weight"):
+        for name in _PRIORS:
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if not np.isfinite(value).all():
                 raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
@@ -268,6 +270,7 @@ class GaussianHMM(EstimatorBase):
         update = self.params
         priors = self._priors()
         compiling = f"compiling kernels for a {covariance_type} GaussianHMM, {X.shape[1]} features; cached for later runs"
+        check_priors({name: getattr(self, name) for name in _PRIORS}, covariance_type, self.n_components, X.shape[1])
         with numba_threads(resolve_n_jobs(self.n_jobs)), announce_compilation(compiling, enabled=bool(self.verbose)):
             params = self._initial_params(X, sequences)
             monitor = self.monitor_
@@ -314,6 +317,11 @@ class GaussianHMM(EstimatorBase):
         if self._needs_init("c", "_covars_"):
             if n_samples < 2:
                 raise ValueError("At least 2 samples are needed to initialise covars_ from the data covariance.")
+            if row_weights is not None and np.count_nonzero(row_weights) < 2:
+                raise ValueError(
+                    "sample_weight leaves fewer than 2 rows with a positive weight: the data covariance that "
+                    "initialises covars_ needs two."
+                )
             template = np.atleast_2d(np.cov(X.T, aweights=row_weights)) + self.min_covar * np.eye(n_features)
             covars = covars_from_template(template, self.covariance_type, k)
         else:

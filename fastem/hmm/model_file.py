@@ -25,6 +25,7 @@ from fastem._core.model_files import (
     write_archive,
 )
 from fastem.exceptions import ModelFileError
+from fastem.hmm.parameters import prior_shapes
 
 FORMAT_NAME = "fastem.GaussianHMM"
 FORMAT_VERSION = 1
@@ -80,18 +81,6 @@ def save_model(model, file) -> None:
     write_archive(file, metadata, arrays)
 
 
-def _prior_shapes(name: str, k: int, d: int) -> tuple:
-    """The array shapes a prior may have (hmmlearn broadcasts them against these statistics)."""
-    return {
-        "startprob_prior": ((k,),),
-        "transmat_prior": ((k,), (k, k)),
-        "means_prior": ((k,), (d,), (k, d)),
-        "means_weight": ((k,), (k, d)),
-        "covars_prior": ((k,), (d,), (k, d), (d, d), (k, d, d)),
-        "covars_weight": ((k,),),
-    }[name]
-
-
 def load_model(file, estimator_class):
     """Read a model written by :func:`save_model`; returns a fitted ``estimator_class``."""
 
@@ -123,7 +112,8 @@ def load_model(file, estimator_class):
                 expect(name not in declared, f"prior {name} is stored twice.")
                 continue
             shape = tuple(declared.get(name, ()))
-            expect(shape in _prior_shapes(name, k, d), f"prior {name} is missing or has an invalid shape {list(shape)}.")
+            expect(shape in prior_shapes(name, model.covariance_type, k, d),
+                   f"prior {name} is missing or has an invalid shape {list(shape)}.")
             expected[name] = (shape, (np.float64,))
         arrays = read_arrays(archive, declared, expected, set(FITTED_ARRAYS) | {"history"})
         return metadata, model, priors, arrays, monitor_iter

@@ -182,6 +182,32 @@ class Priors:
     covars_weight: object
 
 
+def prior_shapes(name: str, covariance_type: str, k: int, d: int) -> tuple:
+    """The array shapes prior ``name`` may have besides a scalar ((k,) arrays are per state)."""
+    covars = {"spherical": ((k,),), "diag": ((k,), (d,), (k, d)), "full": ((k,), (d, d), (k, d, d)), "tied": ((d, d),)}
+    return {
+        "startprob_prior": ((k,),),
+        "transmat_prior": ((k,), (k, k)),
+        "means_prior": ((k,), (d,), (k, d)),
+        "means_weight": ((k,),),
+        "covars_prior": covars[covariance_type],
+        "covars_weight": (),
+    }[name]
+
+
+def check_priors(priors: dict, covariance_type: str, n_components: int, n_features: int) -> None:
+    """Raise a ValueError naming a prior whose shape the M-step cannot use."""
+    for name, value in priors.items():
+        shape = np.shape(value)
+        allowed = prior_shapes(name, covariance_type, n_components, n_features)
+        if shape != () and shape not in allowed:
+            options = ", ".join(["a number"] + [f"shape {a}" for a in allowed])
+            raise ValueError(
+                f"{name} has shape {shape}; with n_components={n_components}, n_features={n_features} and "
+                f"covariance_type={covariance_type!r} it must be {options}."
+            )
+
+
 def _per_state(value, n_components: int) -> np.ndarray:
     """A (k,) array of per-state prior values becomes (k, 1) so it broadcasts over features."""
     array = np.asarray(value, dtype=np.float64)
@@ -239,7 +265,10 @@ def _covars_mstep(emission: GaussianStats, means, previous, priors: Priors, cova
         c_d = np.maximum(covars_weight - 1, 0) + post[:, None]
         prior = _per_state(covars_prior, n_components)
         covars = (prior + c_n) / np.maximum(c_d, 1e-5)
-        return covars.mean(axis=1) if covariance_type == "spherical" else covars
+        covars = covars.mean(axis=1) if covariance_type == "spherical" else covars
+        unvisited = post == 0  # keeps its previous covariance (hmmlearn's update gives it prior / 1e-5)
+        covars[unvisited] = previous[unvisited]
+        return covars
     outer_delta_first = delta[:, :, None] * emission.first[:, None, :]
     scatter = (
         emission.second - outer_delta_first - outer_delta_first.swapaxes(1, 2)
@@ -258,8 +287,8 @@ def _covars_mstep(emission: GaussianStats, means, previous, priors: Priors, cova
     denominator = cvweight + post
     denominator = np.broadcast_to(denominator, (n_components,)) if np.ndim(denominator) <= 1 else denominator
     covars = np.array(previous, dtype=np.float64, copy=True)
-    prior = np.broadcast_to(np.asarray(covars_prior, dtype=np.float64), (n_components, n_features, n_features)) \
-        if np.ndim(covars_prior) in (0, 3) else np.asarray(covars_prior, dtype=np.float64)[:, None, None]
+    prior = np.asarray(covars_prior, dtype=np.float64)
+    prior = np.broadcast_to(prior[:, None, None] if prior.shape == (n_components,) else prior, c_n.shape)
     for j in range(n_components):
         if denominator[j] > 0:
             covars[j] = (prior[j] + c_n[j]) / denominator[j]

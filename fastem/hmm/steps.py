@@ -69,9 +69,10 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
     part_trans = np.zeros((n_chunks, n_components, n_components))
     row_max = workspace.array("row_max", (n_samples,))
     inverse_scale = workspace.array("inverse_scale", (n_samples,))
+    guard_losses = bool((transmat < _forward_backward.RESUPPLY_FLOOR).any())
     _forward_backward.forward_backward(
         log_prob, sequences.offsets, ids, chunks, startprob, transmat, sequences.weights, alpha, row_max,
-        inverse_scale, log_likelihoods, part_start, part_trans, posteriors,
+        inverse_scale, log_likelihoods, part_start, part_trans, posteriors, guard_losses,
     )
     start = np.zeros(n_components)
     trans = np.zeros((n_components, n_components))
@@ -79,7 +80,8 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
         start += part_start[c]
         trans += part_trans[c]
     if posteriors and sequences.long_ids.size:
-        long_start, long_trans = _run_long(log_prob, sequences, startprob, transmat, alpha, log_likelihoods, workspace)
+        long_start, long_trans = _run_long(log_prob, sequences, startprob, transmat, alpha, log_likelihoods, workspace,
+                                           guard_losses)
         start += long_start
         trans += long_trans
     redo = np.flatnonzero(np.isnan(log_likelihoods))
@@ -91,7 +93,8 @@ def _run_forward(X, sequences: Sequences, params: HMMParams, covariance_type: st
     return log_likelihoods, log_prob, start, trans
 
 
-def _run_long(log_prob, sequences: Sequences, startprob, transmat, alpha, log_likelihoods, workspace: Workspace):
+def _run_long(log_prob, sequences: Sequences, startprob, transmat, alpha, log_likelihoods, workspace: Workspace,
+              guard_losses: bool):
     """The long sequences' forward-backward, two phases of two tasks each; returns their start and trans counts.
 
     A sequence that must go to log space gets a NaN log-likelihood and adds nothing.
@@ -103,18 +106,18 @@ def _run_long(log_prob, sequences: Sequences, startprob, transmat, alpha, log_li
     row_max = workspace.array("row_max", (n_samples,))
     inverse_scale = workspace.array("inverse_scale", (n_samples,))
     boundary = np.empty((m, n_components))
-    partial_ll = np.zeros((m, 2))
+    partial_ll = np.zeros((m, 3))
     part_start = np.zeros((2 * m, n_components))
     part_xi = np.zeros((2 * m, n_components, n_components))
     for phase in (1, 2):
         _long_sequences.meet_in_the_middle(
             phase, log_prob, sequences.offsets, long_ids, sequences.mids, startprob, transmat, sequences.weights,
-            alpha, beta, row_max, inverse_scale, boundary, partial_ll, part_start, part_xi,
+            alpha, beta, row_max, inverse_scale, boundary, partial_ll, part_start, part_xi, guard_losses,
         )
     start = np.zeros(n_components)
     xi = np.zeros((n_components, n_components))
     for q in range(m):  # sequence order: thread-count independent
-        log_likelihood = partial_ll[q, 0] + partial_ll[q, 1]
+        log_likelihood = partial_ll[q, 0] + partial_ll[q, 1] + partial_ll[q, 2]
         log_likelihoods[long_ids[q]] = log_likelihood
         if np.isnan(log_likelihood):
             continue
@@ -157,15 +160,20 @@ def _redo_in_log_space(X, sequences, params, covariance_type, posteriors, redo, 
 def estep(X, sequences: Sequences, params: HMMParams, covariance_type: str, workspace: Workspace | None = None) -> HMMStats:
     """Start, transition and emission statistics of X under ``params``."""
     log_likelihoods, posteriors, start, trans = _run_forward(X, sequences, params, covariance_type, True, workspace)
+    _require_possible(log_likelihoods)
+    emission = posterior_statistics(X, sequences.row_weights, posteriors, params.means, covariance_type)
+    log_likelihood = float(np.dot(sequences.weights, log_likelihoods))
+    return HMMStats(start, trans, emission, log_likelihood)
+
+
+def _require_possible(log_likelihoods: np.ndarray) -> None:
+    """Raise a ValueError if a sequence has zero probability (its posteriors are undefined)."""
     if not np.isfinite(log_likelihoods).all():
         bad = int(np.flatnonzero(~np.isfinite(log_likelihoods))[0])
         raise ValueError(
             f"Sequence {bad} has zero probability under the model (its log-likelihood is -inf): no path "
             "through the allowed transitions (zeros in startprob_ or transmat_) can emit it."
         )
-    emission = posterior_statistics(X, sequences.row_weights, posteriors, params.means, covariance_type)
-    log_likelihood = float(np.dot(sequences.weights, log_likelihoods))
-    return HMMStats(start, trans, emission, log_likelihood)
 
 
 def sequence_log_likelihoods(X, sequences: Sequences, params: HMMParams, covariance_type: str) -> np.ndarray:
@@ -176,6 +184,7 @@ def sequence_log_likelihoods(X, sequences: Sequences, params: HMMParams, covaria
 def posteriors(X, sequences: Sequences, params: HMMParams, covariance_type: str):
     """(per-sequence log-likelihoods, state posteriors (n_samples, n_components))."""
     log_likelihoods, posterior, _, _ = _run_forward(X, sequences, params, covariance_type, True)
+    _require_possible(log_likelihoods)
     return log_likelihoods, posterior
 
 
