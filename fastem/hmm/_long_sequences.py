@@ -64,14 +64,13 @@ def _scaled_backward_row(transmat, emitted, beta_row):
 
 
 @helper
-def _posterior_total(alpha, beta, t):
-    """sum_j alpha_t,j beta_t,j, or 0 when it is too small against the largest beta to be trusted."""
-    n_components = alpha.shape[1]
+def _posterior_total(alpha_row, beta_row):
+    """sum_j alpha_j beta_j of one row, or 0 when it is too small against the largest beta to be trusted."""
     total = 0.0
     top = 0.0
-    for j in range(n_components):
-        total += alpha[t, j] * beta[t, j]
-        top = max(top, beta[t, j])
+    for j in range(alpha_row.shape[0]):
+        total += alpha_row[j] * beta_row[j]
+        top = max(top, beta_row[j])
     return total if total >= _GAMMA_FLOOR * top and total > 0.0 else 0.0
 
 
@@ -102,13 +101,13 @@ def _combine_forward(e, alpha, beta, inverse_scale, first, last, end, weight, al
     could not be trusted (the sequence goes to log space).
     """
     n_components = e.shape[1]
-    total = _posterior_total(alpha, beta, first) if first < last else 1.0
+    total = _posterior_total(alpha[first], beta[first]) if first < last else 1.0
     for t in range(first, last):
         if total == 0.0:
             return -1
         following = 1.0
         if t + 1 < end:
-            following = _posterior_total(alpha, beta, t + 1)
+            following = _posterior_total(alpha[t + 1], beta[t + 1])
             if following == 0.0:
                 return -1
             factor = weight * inverse_scale[t + 1] / following
@@ -196,15 +195,11 @@ def _backward_first_half(e, start, mid, transmat, transposed, alpha, beta, inver
             _add_outer_block(alpha_block, z_block, filled, xi)
             filled = 0
         _scaled_backward_row(transmat, emitted, beta_row)
-        total = 0.0
-        top = 0.0
-        for j in range(n_components):
-            total += alpha[t, j] * beta_row[j]
-            top = max(top, beta_row[j])
-            beta_next[j] = beta_row[j]
-        if not (total >= _GAMMA_FLOOR * top and total > 0.0):
+        total_next = _posterior_total(alpha[t], beta_row)
+        if total_next == 0.0:
             return False
-        total_next = total
+        for j in range(n_components):
+            beta_next[j] = beta_row[j]
     inverse = 1.0 / total_next
     for j in range(n_components):
         e[start, j] = alpha[start, j] * beta_next[j] * inverse
