@@ -7,6 +7,10 @@ as baselines of the benchmarks:
 * Gaussian mixtures (``e_step``, ``m_step``, ``fit``): per-component
   ``scipy.stats.multivariate_normal`` densities, an explicit n x k
   responsibility matrix, two-pass weighted covariances.
+* Gaussian mixtures on data with missing values (``missing_e_step``,
+  ``missing_m_step``, ``missing_fit``, ``missing_impute``): one row at a
+  time, the marginal density of its observed coordinates, then the
+  conditional mean and covariance of its missing ones.
 * Gaussian HMMs (``hmm_forward_backward``, ``hmm_viterbi``, ``hmm_fit``):
   Baum-Welch in log space, one sequence at a time, with explicit
   (T - 1, k, k) transition posteriors.
@@ -87,6 +91,105 @@ def fit(X, weights, means, covariances, covariance_type: str = "full", n_iter: i
         lower_bounds.append(float(sample_weight @ log_norm / sample_weight.sum()))
         weights, means, covariances = m_step(X, resp, covariance_type, reg_covar, sample_weight)
     return {"weights": weights, "means": means, "covariances": covariances, "lower_bounds": lower_bounds}
+
+
+###############################################################################
+# Gaussian mixtures with missing values (NaN): exact EM, one row at a time
+
+
+def _row_conditionals(x, means, full):
+    """For one row with NaN: its observed mask, log N(x_O | component j) for each j, and for each j
+    the completed row (x_O kept, x_M = E[x_M | x_O, j]) and the (d, d) conditional covariance
+    (zero outside the missing block)."""
+    observed = ~np.isnan(x)
+    n_components, n_features = means.shape
+    log_dens = np.zeros(n_components)
+    completed = np.tile(x, (n_components, 1))
+    cond = np.zeros((n_components, n_features, n_features))
+    o, m = np.flatnonzero(observed), np.flatnonzero(~observed)
+    for j in range(n_components):
+        sigma = full[j]
+        if o.size:
+            log_dens[j] = multivariate_normal(mean=means[j, o], cov=sigma[np.ix_(o, o)]).logpdf(x[o])
+        if m.size:
+            if o.size:
+                regression = sigma[np.ix_(m, o)] @ np.linalg.inv(sigma[np.ix_(o, o)])
+                completed[j, m] = means[j, m] + regression @ (x[o] - means[j, o])
+                cond[j][np.ix_(m, m)] = sigma[np.ix_(m, m)] - regression @ sigma[np.ix_(o, m)]
+            else:
+                completed[j, m] = means[j, m]
+                cond[j] = sigma
+    return observed, log_dens, completed, cond
+
+
+def missing_e_step(X, weights, means, covariances, covariance_type: str):
+    """Per row: responsibilities (n, k), log p(x_O) (n,), completed rows (n, k, d), conditional covariances (n, k, d, d).
+
+    A row with no observed value has log p = 0 and the weights as responsibilities.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    n_components, n_features = means.shape
+    full = full_covariances(covariances, covariance_type, n_components, n_features)
+    n_samples = X.shape[0]
+    resp = np.empty((n_samples, n_components))
+    log_norm = np.empty(n_samples)
+    completed = np.empty((n_samples, n_components, n_features))
+    cond = np.empty((n_samples, n_components, n_features, n_features))
+    for i, x in enumerate(X):
+        _, log_dens, completed[i], cond[i] = _row_conditionals(x, means, full)
+        log_prob = np.log(weights) + log_dens
+        log_norm[i] = logsumexp(log_prob)
+        resp[i] = np.exp(log_prob - log_norm[i])
+    return resp, log_norm, completed, cond
+
+
+def missing_m_step(resp, completed, cond, covariance_type: str, reg_covar: float, sample_weight=None):
+    """Maximum-likelihood parameters from the expected complete-data statistics (two passes)."""
+    n_samples, n_components, n_features = completed.shape
+    sample_weight = np.ones(n_samples) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weighted_resp = resp * sample_weight[:, None]
+    nk = weighted_resp.sum(axis=0)
+    means = np.einsum("ij,ijd->jd", weighted_resp, completed) / nk[:, None]
+    diff = completed - means[None]
+    scatter = np.einsum("ij,ija,ijb->jab", weighted_resp, diff, diff) + np.einsum("ij,ijab->jab", weighted_resp, cond)
+    if covariance_type == "full":
+        covariances = scatter / nk[:, None, None] + reg_covar * np.eye(n_features)
+    elif covariance_type == "tied":
+        covariances = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(n_features)
+    elif covariance_type == "diag":
+        covariances = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
+    else:
+        covariances = np.diagonal(scatter, axis1=1, axis2=2).mean(axis=1) / nk + reg_covar
+    return nk / nk.sum(), means, covariances
+
+
+def missing_fit(X, weights, means, covariances, covariance_type: str = "full", n_iter: int = 10,
+                reg_covar: float = 1e-6, sample_weight=None):
+    """``n_iter`` exact EM iterations on X with NaN, from the given parameters.
+
+    Rows with no observed value are left out of the statistics (they carry
+    no information) but count in the mean log-likelihood with log p = 0.
+    Returns a dict like :func:`fit`.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    sample_weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    informative = ~np.isnan(X).all(axis=1)
+    lower_bounds = []
+    for _ in range(n_iter):
+        resp, log_norm, completed, cond = missing_e_step(X, weights, means, covariances, covariance_type)
+        lower_bounds.append(float(sample_weight @ log_norm / sample_weight.sum()))
+        weights, means, covariances = missing_m_step(
+            resp[informative], completed[informative], cond[informative], covariance_type, reg_covar,
+            sample_weight[informative],
+        )
+    return {"weights": weights, "means": means, "covariances": covariances, "lower_bounds": lower_bounds}
+
+
+def missing_impute(X, weights, means, covariances, covariance_type: str):
+    """X with each NaN replaced by sum_j r_j E[x_M | x_O, j]."""
+    resp, _, completed, _ = missing_e_step(X, weights, means, covariances, covariance_type)
+    return np.einsum("ij,ijd->id", resp, completed)
 
 
 ###############################################################################

@@ -60,15 +60,20 @@ def _as_float_array(value, name: str) -> np.ndarray:
     return array
 
 
-def check_finite(array: np.ndarray, name: str) -> None:
-    """Raise a ValueError if ``array`` holds NaN or infinity."""
+def check_finite(array: np.ndarray, name: str, *, allow_nan: bool = False, estimator_name: str | None = None) -> None:
+    """Raise a ValueError if ``array`` holds infinity, or NaN unless ``allow_nan``.
+
+    ``estimator_name``, if given, is named in the NaN message as not supporting missing values.
+    """
     # np.isfinite(...).all() allocates a boolean array; summing first costs one
     # pass and no memory, and only on failure do we find which value is bad.
-    total = np.sum(array, dtype=np.float64) if array.size else 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(array, dtype=np.float64) if array.size else 0.0
     if np.isfinite(total):
         return
-    if np.isnan(array).any():
-        raise ValueError(f"Input {name} contains NaN. fastem's GaussianMixture does not support missing values yet.")
+    if not allow_nan and np.isnan(array).any():
+        who = f" {estimator_name} does not support missing values." if estimator_name else ""
+        raise ValueError(f"Input {name} contains NaN.{who}")
     if np.isinf(array).any():
         raise ValueError(f"Input {name} contains infinity.")
     # The sum overflowed although every value is finite: nothing to reject.
@@ -81,6 +86,7 @@ def check_data(
     min_samples: int = 1,
     n_features: int | None = None,
     estimator_name: str = "GaussianMixture",
+    allow_nan: bool = False,
 ) -> np.ndarray:
     """Validate a data matrix and return it as a C-contiguous float32/float64 array.
 
@@ -93,6 +99,8 @@ def check_data(
         Fewest rows accepted.
     n_features : int or None
         If given, the number of columns ``X`` must have (the fitted model's).
+    allow_nan : bool
+        Accept NaN entries (missing values); infinity is always rejected.
 
     Returns
     -------
@@ -121,7 +129,7 @@ def check_data(
         raise ValueError(
             f"X has {n_columns} features, but {estimator_name} is expecting {n_features} features as input."
         )
-    check_finite(array, name)
+    check_finite(array, name, allow_nan=allow_nan, estimator_name=estimator_name)
     return np.ascontiguousarray(array)
 
 

@@ -19,6 +19,7 @@ from fastem._core.validation import (
     check_real,
     check_sample_weight,
 )
+from fastem.mixture import missing
 from fastem.mixture.model_file import load_model, save_model
 from fastem.mixture.parameters import (
     COVARIANCE_TYPES,
@@ -246,13 +247,12 @@ class GaussianMixture(EstimatorBase):
         labels : ndarray of shape (n_samples,)
         """
         X = self._fit(X, sample_weight)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
-            return np.argmax(weighted_log_prob(X, self._params(), self.covariance_type), axis=1)
+        return np.argmax(self._log_prob_of_valid(X), axis=1)
 
     def _fit(self, X, sample_weight) -> np.ndarray:
         """Fit and set the fitted attributes; returns the validated X."""
         self._check_parameters()
-        X = check_data(X, min_samples=2)
+        X = check_data(X, min_samples=2, allow_nan=True)
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
@@ -264,6 +264,12 @@ class GaussianMixture(EstimatorBase):
             raise ValueError(
                 f"sample_weight has {np.count_nonzero(sample_weight)} positive entries, fewer than "
                 f"n_components = {self.n_components}."
+            )
+        incomplete = missing.MissingData(X, sample_weight) if missing.has_missing(X) else None
+        if incomplete is not None and incomplete.n_informative < self.n_components:
+            raise ValueError(
+                f"X has {incomplete.n_informative} rows with an observed value (and a positive weight), fewer "
+                f"than n_components = {self.n_components}; rows whose entries are all NaN carry no information."
             )
         inits = self._checked_init_arrays(n_features, X.dtype)
         covariance_type = self.covariance_type
@@ -278,17 +284,29 @@ class GaussianMixture(EstimatorBase):
                 "features as input (warm_start continues the previous fit)."
             )
 
+        # With missing values, the initialisation runs on X with each NaN
+        # replaced by its column's observed mean; the EM iterations then use
+        # the exact missing-data E-step.
+        X_init = X if incomplete is None else incomplete.filled()
+
         def initialize(random_state):
-            return self._initial_params(X, sample_weight, random_state, inits, reg_covar, resp_eps, float32)
+            return self._initial_params(X_init, sample_weight, random_state, inits, reg_covar, resp_eps, float32)
+
+        if incomplete is None:
+            def estep_hook(params):
+                return estep(X, sample_weight, params, covariance_type)
+        else:
+            def estep_hook(params):
+                return incomplete.estep(params, covariance_type)
 
         compiling = (
-            f"compiling kernels for {covariance_type} covariance, {X.dtype}, {n_features} features; "
-            "cached for later runs"
+            f"compiling kernels for {covariance_type} covariance, {X.dtype}, {n_features} features"
+            f"{', missing values' if incomplete is not None else ''}; cached for later runs"
         )
         with numba_threads(resolve_n_jobs(self.n_jobs)), announce_compilation(compiling, enabled=self.verbose >= 1):
             result = run_em(
                 initialize,
-                lambda params: estep(X, sample_weight, params, covariance_type),
+                estep_hook,
                 lambda stats: mstep(stats, covariance_type, reg_covar, resp_eps, float32),
                 n_init=self.n_init,
                 max_iter=self.max_iter,
@@ -337,19 +355,34 @@ class GaussianMixture(EstimatorBase):
     # -- inference ----------------------------------------------------------
 
     def _weighted_log_prob(self, X) -> np.ndarray:
+        """log w_j + log N(x_i) for every row and component; the marginal over observed values for rows with NaN."""
         self._check_is_fitted()
-        X = check_data(X, n_features=self.n_features_in_)
+        X = check_data(X, n_features=self.n_features_in_, allow_nan=True)
+        return self._log_prob_of_valid(X)
+
+    def _log_prob_of_valid(self, X) -> np.ndarray:
         with numba_threads(resolve_n_jobs(self.n_jobs)):
+            if missing.has_missing(X):
+                return missing.weighted_log_prob(X, self._params(), self.covariance_type)
             return weighted_log_prob(X, self._params(), self.covariance_type)
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood of each row of X under the fitted mixture.
 
+        A row with NaN entries gets the log of its marginal density over its
+        observed coordinates; a row with no observed value gets 0 (log 1).
+
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
         """
-        return logsumexp(self._weighted_log_prob(X), axis=1)
+        self._check_is_fitted()
+        X = check_data(X, n_features=self.n_features_in_, allow_nan=True)
+        log_prob = logsumexp(self._log_prob_of_valid(X), axis=1)
+        if missing.has_missing(X):
+            # log sum_j w_j is 0 up to rounding; an all-NaN row's score is exactly log 1.
+            log_prob[np.isnan(X).all(axis=1)] = 0.0
+        return log_prob
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of the rows of X."""
@@ -374,6 +407,42 @@ class GaussianMixture(EstimatorBase):
         """
         log_prob = self._weighted_log_prob(X)
         return np.exp(log_prob - logsumexp(log_prob, axis=1, keepdims=True))
+
+    def impute(self, X, method="mean", random_state=None) -> np.ndarray:
+        """Fill the missing values (NaN) of X from the fitted mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN for missing entries (missing at random).
+        method : {'mean', 'sample'}, default='mean'
+            'mean': each NaN becomes its conditional expectation given the
+            row's observed values, sum_j r_j E[x_M | x_O, component j], with
+            r_j the row's responsibilities. A row with no observed value gets
+            the mixture mean. 'sample': a draw from the conditional
+            distribution (a component from the responsibilities, then the
+            missing values from that component's conditional Gaussian), for
+            multiple imputation.
+        random_state : int, RandomState instance or None, default=None
+            Seeds ``method='sample'``; None uses the estimator's
+            ``random_state`` (as :meth:`sample` does). Draws are made in row
+            order (one uniform per incomplete row, then one standard normal
+            per missing entry), so a seed gives the same imputation for any
+            ``n_jobs``. Ignored by 'mean'.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            A new array of X's float dtype; observed values are copied unchanged.
+        """
+        self._check_is_fitted()
+        check_choice(method, "method", ("mean", "sample"))
+        X = check_data(X, n_features=self.n_features_in_, allow_nan=True)
+        rng = None
+        if method == "sample":
+            rng = check_random_state(self.random_state if random_state is None else random_state)
+        with numba_threads(resolve_n_jobs(self.n_jobs)):
+            return missing.impute(X, self._params(), self.covariance_type, rng)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (seeded by ``random_state``, as scikit-learn).

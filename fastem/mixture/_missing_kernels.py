@@ -1,0 +1,462 @@
+"""Parallel kernels for Gaussian mixtures on data with missing values (NaN).
+
+The rows arrive grouped by missingness pattern: ``order`` lists row indices
+so that rows with the same pattern are consecutive, and ``pattern_starts``
+marks where each pattern begins in ``order`` (see ``fastem.mixture.missing``).
+For a pattern with observed coordinates O and missing coordinates M, every
+component j needs the same few factors of its covariance Sigma_j:
+
+* ``inv_chol``: L^-1, with L L^T = Sigma_OO (lower triangular), which whitens
+  the observed part: log N(x_O) = log det L^-1 - o/2 log 2 pi - |L^-1 (x_O - mu_O)|^2 / 2;
+* ``regression``: B = Sigma_MO Sigma_OO^-1, so E[x_M | x_O, j] = mu_M + B (x_O - mu_O);
+* ``cond_cov``: C = Sigma_MM - B Sigma_OM, the covariance of x_M given x_O and j.
+
+They are computed once per pattern segment and component, never per row.
+
+The E-step exploits that the conditional expectation of a row is an affine
+function of its observed part: centred at the component mean,
+E[x - mu | x_O, j] = A (x_O - mu_O) with A = [I; B]. So a segment's
+statistics are gathered in the *observed* coordinates only (responsibility
+sums s0, first moments s1 (o), second moments S2 (o, o)) and lifted to all d
+coordinates once per segment:
+
+    first[O] += s1,  first[M] += B s1,
+    second[OO] += S2, second[MO] += B S2, second[MM] += B S2 B^T + s0 C.
+
+This is exactly the expected complete-data statistic of EM (the conditional
+covariance enters through s0 C), at a per-row cost of O(k o^2), no more than
+a complete row costs.
+
+Layout as in the other kernels: the positions of ``order`` are cut into fixed
+chunks of ``CHUNK_ROWS``; a chunk is split further where patterns change;
+each chunk writes its own partial statistics, added in chunk order, so
+results are bit-identical for any thread count. Everything here computes in
+float64, whatever the dtype of X.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from fastem._core.chunks import add_into, chunks_per_task, chunks_per_wave, n_chunks_for
+from fastem._core.numba import CHUNK_ROWS, helper, kernel
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ---------------------------------------------------------------------------
+# Building blocks
+
+
+@helper
+def _pattern_of(pattern_starts, position):
+    """Index p with pattern_starts[p] <= position < pattern_starts[p + 1] (binary search)."""
+    lo = 0
+    hi = pattern_starts.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pattern_starts[mid] <= position:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@helper
+def _split_features(X, row, observed, missing):
+    """Fill ``observed``/``missing`` with the feature indices of row ``row``; returns their counts."""
+    n_observed = 0
+    n_missing = 0
+    for a in range(X.shape[1]):
+        if np.isnan(X[row, a]):
+            missing[n_missing] = a
+            n_missing += 1
+        else:
+            observed[n_observed] = a
+            n_observed += 1
+    return n_observed, n_missing
+
+
+@helper
+def _conditional_factors(cov, observed, n_observed, missing, n_missing, chol, gain, inv_chol, regression, cond_cov):
+    """Factors of one covariance ``cov`` (d, d) for one pattern; returns log det L^-1.
+
+    Writes the leading blocks of: ``inv_chol`` (o, o) = L^-1 (lower), with
+    L L^T = Sigma_OO; ``regression`` (m, o) = Sigma_MO Sigma_OO^-1;
+    ``cond_cov`` (m, m) = Sigma_MM - Sigma_MO Sigma_OO^-1 Sigma_OM.
+    ``chol`` and ``gain`` are (d, d) scratch. A pivot that is not positive
+    (Sigma_OO not numerically positive-definite) gives NaN, which the caller
+    reports; kernels never raise.
+    """
+    o = n_observed
+    m = n_missing
+    log_det = 0.0
+    # Cholesky factor L of Sigma_OO.
+    for t in range(o):
+        for u in range(t + 1):
+            s = cov[observed[t], observed[u]]
+            for v in range(u):
+                s -= chol[t, v] * chol[u, v]
+            if t == u:
+                if not s > 0.0:
+                    return np.nan
+                chol[t, t] = math.sqrt(s)
+                log_det -= math.log(chol[t, t])
+            else:
+                chol[t, u] = s / chol[u, u]
+    # L^-1 by forward substitution, one column at a time.
+    for u in range(o):
+        inv_chol[u, u] = 1.0 / chol[u, u]
+        for t in range(u + 1, o):
+            s = 0.0
+            for v in range(u, t):
+                s -= chol[t, v] * inv_chol[v, u]
+            inv_chol[t, u] = s / chol[t, t]
+        for t in range(u):
+            inv_chol[t, u] = 0.0
+    # gain = Sigma_MO L^-T, so that regression = gain L^-1 and C = Sigma_MM - gain gain^T.
+    for r in range(m):
+        for t in range(o):
+            s = 0.0
+            for v in range(t + 1):
+                s += inv_chol[t, v] * cov[missing[r], observed[v]]
+            gain[r, t] = s
+    for r in range(m):
+        for t in range(o):
+            s = 0.0
+            for v in range(t, o):
+                s += gain[r, v] * inv_chol[v, t]
+            regression[r, t] = s
+    for r in range(m):
+        for q in range(r + 1):
+            s = cov[missing[r], missing[q]]
+            for t in range(o):
+                s -= gain[r, t] * gain[q, t]
+            cond_cov[r, q] = s
+            cond_cov[q, r] = s
+    return log_det
+
+
+@helper
+def _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain, inv_chol, regression,
+                     cond_cov, log_det):
+    """The factors of every covariance in ``covariances`` (1 for tied, k otherwise) for one pattern."""
+    for q in range(covariances.shape[0]):
+        log_det[q] = _conditional_factors(
+            covariances[q], observed, n_observed, missing, n_missing, chol, gain,
+            inv_chol[q], regression[q], cond_cov[q],
+        )
+
+
+@helper
+def _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol, log_det, centred, log_prob):
+    """log w_j + log N(x_O | mu_jO, Sigma_jOO) of one row for every j; returns their log-sum-exp.
+
+    Leaves x_O - mu_jO in ``centred[j, :o]``.
+    """
+    n_components = means.shape[0]
+    shared = inv_chol.shape[0] == 1
+    top = -np.inf
+    for j in range(n_components):
+        q = 0 if shared else j
+        for t in range(n_observed):
+            centred[j, t] = X[row, observed[t]] - means[j, observed[t]]
+        maha = 0.0
+        for t in range(n_observed):
+            z = 0.0
+            for v in range(t + 1):
+                z += inv_chol[q, t, v] * centred[j, v]
+            maha += z * z
+        value = log_weights[j] + log_det[q] - 0.5 * (n_observed * _LOG_2PI + maha)
+        log_prob[j] = value
+        if value > top:
+            top = value
+    if top == -np.inf:
+        return top
+    total = 0.0
+    for j in range(n_components):
+        total += math.exp(log_prob[j] - top)
+    return top + math.log(total)
+
+
+# ---------------------------------------------------------------------------
+# E-step
+
+
+@helper
+def _lift_segment(seg_resp, seg_first, seg_second, observed, n_observed, missing, n_missing, regression,
+                  cond_cov, product, resp_sum, first, second):
+    """Add a segment's observed-coordinate statistics, lifted to all coordinates, into a chunk's partials."""
+    n_components = seg_resp.shape[0]
+    shared = regression.shape[0] == 1
+    o = n_observed
+    m = n_missing
+    for j in range(n_components):
+        q = 0 if shared else j
+        s0 = seg_resp[j]
+        if s0 == 0.0:
+            continue
+        resp_sum[j] += s0
+        # Observed block; seg_second holds the upper triangle.
+        for t in range(o):
+            first[j, observed[t]] += seg_first[j, t]
+            for u in range(t, o):
+                value = seg_second[j, t, u]
+                second[j, observed[t], observed[u]] += value
+                if u != t:
+                    second[j, observed[u], observed[t]] += value
+        if m == 0:
+            continue
+        # product = B S2 (m, o), with S2 symmetric from its upper triangle.
+        for r in range(m):
+            s = 0.0
+            for t in range(o):
+                s += regression[q, r, t] * seg_first[j, t]
+            first[j, missing[r]] += s
+            for u in range(o):
+                s = 0.0
+                for t in range(o):
+                    value = seg_second[j, t, u] if t <= u else seg_second[j, u, t]
+                    s += regression[q, r, t] * value
+                product[r, u] = s
+                second[j, missing[r], observed[u]] += s
+                second[j, observed[u], missing[r]] += s
+        for r in range(m):
+            for v in range(r + 1):
+                s = s0 * cond_cov[q, r, v]
+                for u in range(o):
+                    s += product[r, u] * regression[q, v, u]
+                second[j, missing[r], missing[v]] += s
+                if v != r:
+                    second[j, missing[v], missing[r]] += s
+
+
+@kernel
+def estep_missing(X, sample_weight, order, pattern_starts, means, covariances, log_weights, stats):
+    """Add the exact EM statistics of the rows ``order`` of X (with NaN) into ``stats``.
+
+    X (n, d) float32/float64 with NaN for missing entries; sample_weight (n,)
+    float64 or empty for unit weights; order (n_used,) intp, the rows to use,
+    grouped by pattern; pattern_starts (n_patterns + 1,) intp; means (k, d),
+    covariances (k or 1, d, d) and log_weights (k,), float64.
+    stats = (resp_sum (k,), first (k, d), second (k, d, d) both triangles,
+    totals (2,) = [sum w log p(x_O), sum w]), float64, centred at ``means``.
+    """
+    resp_sum, first, second, totals = stats
+    n_features = X.shape[1]
+    n_components = means.shape[0]
+    n_cov = covariances.shape[0]
+    n_used = order.shape[0]
+    n_chunks = n_chunks_for(n_used)
+    wave = chunks_per_wave(n_chunks, n_components * (1 + n_features + n_features * n_features) + 2)
+    for wave_start in range(0, n_chunks, wave):
+        n_wave = min(wave, n_chunks - wave_start)
+        part_resp = np.zeros((n_wave, n_components))
+        part_first = np.zeros((n_wave, n_components, n_features))
+        part_second = np.zeros((n_wave, n_components, n_features, n_features))
+        part_totals = np.zeros((n_wave, 2))
+        per_task = chunks_per_task(n_wave)
+        for task in prange((n_wave + per_task - 1) // per_task):
+            observed = np.empty(n_features, np.intp)
+            missing = np.empty(n_features, np.intp)
+            chol = np.empty((n_features, n_features))
+            gain = np.empty((n_features, n_features))
+            product = np.empty((n_features, n_features))
+            inv_chol = np.empty((n_cov, n_features, n_features))
+            regression = np.empty((n_cov, n_features, n_features))
+            cond_cov = np.empty((n_cov, n_features, n_features))
+            log_det = np.empty(n_cov)
+            centred = np.empty((n_components, n_features))
+            log_prob = np.empty(n_components)
+            seg_resp = np.empty(n_components)
+            seg_first = np.empty((n_components, n_features))
+            seg_second = np.empty((n_components, n_features, n_features))
+            for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
+                chunk_start = (wave_start + c) * CHUNK_ROWS
+                chunk_stop = min(chunk_start + CHUNK_ROWS, n_used)
+                position = chunk_start
+                while position < chunk_stop:
+                    pattern = _pattern_of(pattern_starts, position)
+                    segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
+                    n_observed, n_missing = _split_features(X, order[position], observed, missing)
+                    _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain,
+                                     inv_chol, regression, cond_cov, log_det)
+                    seg_resp[:] = 0.0
+                    seg_first[:] = 0.0
+                    seg_second[:] = 0.0
+                    for s in range(position, segment_stop):
+                        row = order[s]
+                        w = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
+                        log_norm = _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol,
+                                                  log_det, centred, log_prob)
+                        part_totals[c, 0] += w * log_norm
+                        part_totals[c, 1] += w
+                        for j in range(n_components):
+                            r = w * math.exp(log_prob[j] - log_norm)
+                            if r == 0.0:
+                                continue
+                            seg_resp[j] += r
+                            for t in range(n_observed):
+                                rt = r * centred[j, t]
+                                seg_first[j, t] += rt
+                                for u in range(t, n_observed):
+                                    seg_second[j, t, u] += rt * centred[j, u]
+                    _lift_segment(seg_resp, seg_first, seg_second, observed, n_observed, missing, n_missing,
+                                  regression, cond_cov, product, part_resp[c], part_first[c], part_second[c])
+                    position = segment_stop
+        for c in range(n_wave):
+            add_into(resp_sum, part_resp[c])
+            add_into(first, part_first[c])
+            add_into(second, part_second[c])
+            add_into(totals, part_totals[c])
+
+
+# ---------------------------------------------------------------------------
+# Inference and imputation
+
+
+@kernel
+def log_prob_missing(X, order, pattern_starts, means, covariances, log_weights, out):
+    """out[i, j] = log w_j + log N(x_iO | mu_jO, Sigma_jOO) for the rows i in ``order``.
+
+    A row with no observed value gets log w_j (its marginal density is 1).
+    """
+    n_features = X.shape[1]
+    n_components = means.shape[0]
+    n_cov = covariances.shape[0]
+    n_used = order.shape[0]
+    n_chunks = n_chunks_for(n_used)
+    per_task = chunks_per_task(n_chunks)
+    for task in prange((n_chunks + per_task - 1) // per_task):
+        observed = np.empty(n_features, np.intp)
+        missing = np.empty(n_features, np.intp)
+        chol = np.empty((n_features, n_features))
+        gain = np.empty((n_features, n_features))
+        inv_chol = np.empty((n_cov, n_features, n_features))
+        regression = np.empty((n_cov, n_features, n_features))
+        cond_cov = np.empty((n_cov, n_features, n_features))
+        log_det = np.empty(n_cov)
+        centred = np.empty((n_components, n_features))
+        log_prob = np.empty(n_components)
+        for c in range(task * per_task, min((task + 1) * per_task, n_chunks)):
+            chunk_stop = min((c + 1) * CHUNK_ROWS, n_used)
+            position = c * CHUNK_ROWS
+            while position < chunk_stop:
+                pattern = _pattern_of(pattern_starts, position)
+                segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
+                n_observed, n_missing = _split_features(X, order[position], observed, missing)
+                _segment_factors(covariances, observed, n_observed, missing, 0, chol, gain,
+                                 inv_chol, regression, cond_cov, log_det)
+                for s in range(position, segment_stop):
+                    row = order[s]
+                    _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol, log_det,
+                                   centred, log_prob)
+                    for j in range(n_components):
+                        out[row, j] = log_prob[j]
+                position = segment_stop
+
+
+@helper
+def _cholesky_in_place(matrix, size):
+    """Overwrite the leading (size, size) block of ``matrix`` with its lower Cholesky factor.
+
+    For a conditional covariance that is only positive semi-definite in
+    floating point, a pivot that is not positive becomes 0 (no spread along
+    that direction) instead of failing.
+    """
+    for t in range(size):
+        for u in range(t + 1):
+            s = matrix[t, u]
+            for v in range(u):
+                s -= matrix[t, v] * matrix[u, v]
+            if t == u:
+                matrix[t, t] = math.sqrt(s) if s > 0.0 else 0.0
+            else:
+                matrix[t, u] = s / matrix[u, u] if matrix[u, u] > 0.0 else 0.0
+        for u in range(t + 1, size):
+            matrix[t, u] = 0.0
+
+
+@kernel
+def impute_missing(X, order, pattern_starts, means, covariances, log_weights, uniforms, normals, normal_starts, out):
+    """Write imputed values into the NaN entries of ``out`` (a copy of X) for the rows in ``order``.
+
+    With empty ``uniforms``: the conditional expectation
+    sum_j r_j (mu_jM + B_j (x_O - mu_jO)), r_j the responsibilities given x_O.
+    Otherwise a draw: component j where the cumulative responsibilities first
+    reach ``uniforms[s]`` (s the row's position in ``order``), then
+    mu_jM + B_j (x_O - mu_jO) + chol(C_j) z, with z read from ``normals``
+    starting at ``normal_starts[s]``. Random numbers come from the caller, so
+    results do not depend on the threads.
+    """
+    n_features = X.shape[1]
+    n_components = means.shape[0]
+    n_cov = covariances.shape[0]
+    n_used = order.shape[0]
+    sampling = uniforms.shape[0] != 0
+    n_chunks = n_chunks_for(n_used)
+    per_task = chunks_per_task(n_chunks)
+    for task in prange((n_chunks + per_task - 1) // per_task):
+        observed = np.empty(n_features, np.intp)
+        missing = np.empty(n_features, np.intp)
+        chol = np.empty((n_features, n_features))
+        gain = np.empty((n_features, n_features))
+        inv_chol = np.empty((n_cov, n_features, n_features))
+        regression = np.empty((n_cov, n_features, n_features))
+        cond_cov = np.empty((n_cov, n_features, n_features))
+        log_det = np.empty(n_cov)
+        centred = np.empty((n_components, n_features))
+        log_prob = np.empty(n_components)
+        value = np.empty(n_features)
+        for c in range(task * per_task, min((task + 1) * per_task, n_chunks)):
+            chunk_stop = min((c + 1) * CHUNK_ROWS, n_used)
+            position = c * CHUNK_ROWS
+            while position < chunk_stop:
+                pattern = _pattern_of(pattern_starts, position)
+                segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
+                n_observed, n_missing = _split_features(X, order[position], observed, missing)
+                _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain,
+                                 inv_chol, regression, cond_cov, log_det)
+                if sampling:
+                    for q in range(n_cov):
+                        _cholesky_in_place(cond_cov[q], n_missing)
+                for s in range(position, segment_stop):
+                    row = order[s]
+                    log_norm = _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol,
+                                              log_det, centred, log_prob)
+                    if sampling:
+                        # The component: the first whose cumulative responsibility reaches the uniform.
+                        chosen = n_components - 1
+                        cumulative = 0.0
+                        for j in range(n_components):
+                            cumulative += math.exp(log_prob[j] - log_norm)
+                            if uniforms[s] < cumulative:
+                                chosen = j
+                                break
+                        q = 0 if n_cov == 1 else chosen
+                        for r in range(n_missing):
+                            v = means[chosen, missing[r]]
+                            for t in range(n_observed):
+                                v += regression[q, r, t] * centred[chosen, t]
+                            for t in range(r + 1):
+                                v += cond_cov[q, r, t] * normals[normal_starts[s] + t]
+                            value[r] = v
+                    else:
+                        for r in range(n_missing):
+                            value[r] = 0.0
+                        for j in range(n_components):
+                            resp = math.exp(log_prob[j] - log_norm)
+                            if resp == 0.0:
+                                continue
+                            q = 0 if n_cov == 1 else j
+                            for r in range(n_missing):
+                                v = means[j, missing[r]]
+                                for t in range(n_observed):
+                                    v += regression[q, r, t] * centred[j, t]
+                                value[r] += resp * v
+                    for r in range(n_missing):
+                        out[row, missing[r]] = value[r]
+                position = segment_stop

@@ -1,0 +1,217 @@
+"""Gaussian mixtures on data with missing values (NaN): exact EM, marginal densities, imputation.
+
+Missing entries are assumed missing at random. For a row with observed
+coordinates O, the E-step uses the marginal density of x_O under each
+component, and the statistics use the conditional expectation of the missing
+coordinates and their conditional covariance, so every iteration is an exact
+EM step on the observed-data likelihood. The kernels
+(``_missing_kernels``) need the rows grouped by missingness pattern; a
+:class:`MissingLayout` holds that grouping, computed once per call (the
+pattern of a row never changes during a fit).
+
+Data without NaN never come here: they take the complete-data kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastem.mixture import _missing_kernels
+from fastem.mixture.parameters import GaussianParams, GaussianStats
+from fastem.mixture.steps import _reduce_second
+
+
+def has_missing(X: np.ndarray) -> bool:
+    """True if X (finite apart from NaN, as validated) holds a NaN."""
+    # One sum is cheaper than an isnan pass and allocates nothing; a NaN sum
+    # can also come from finite values that overflow to +inf and -inf, so
+    # only then is the array searched.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(X, dtype=np.float64) if X.size else 0.0
+    return math.isnan(total) and bool(np.isnan(X).any())
+
+
+def check_observed_columns(mask: np.ndarray, name: str = "X") -> None:
+    """Raise a ValueError naming the first column of ``name`` in which every entry is missing."""
+    empty = np.flatnonzero(mask.all(axis=0))
+    if empty.size:
+        columns = ", ".join(str(int(c)) for c in empty[:5]) + (", ..." if empty.size > 5 else "")
+        raise ValueError(
+            f"Column {int(empty[0])} of {name} has no observed value (every entry is NaN); columns without "
+            f"observed values: {columns}. A mixture cannot estimate anything about them: drop them before "
+            "fitting."
+        )
+
+
+@dataclass
+class MissingLayout:
+    """Rows of X grouped by missingness pattern, for the kernels.
+
+    order : (n_used,) intp
+        Indices of the rows taken into account, rows with the same pattern
+        consecutive (patterns in a data-dependent order, never thread-dependent).
+    pattern_starts : (n_patterns + 1,) intp
+        Where each pattern starts in ``order``, and the end.
+    """
+
+    order: np.ndarray
+    pattern_starts: np.ndarray
+
+    @classmethod
+    def of_rows(cls, mask: np.ndarray, rows: np.ndarray) -> "MissingLayout":
+        """The layout of the rows ``rows`` (indices into ``mask``, the NaN mask of X)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.size == 0:
+            return cls(rows, np.zeros(1, dtype=np.intp))
+        packed = np.packbits(mask[rows], axis=1)
+        # One opaque bytes value per row, so np.unique compares whole patterns at once.
+        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        order = rows[np.argsort(inverse.ravel(), kind="stable")]
+        pattern_starts = np.zeros(counts.size + 1, dtype=np.intp)
+        np.cumsum(counts, out=pattern_starts[1:])
+        return cls(np.ascontiguousarray(order), pattern_starts)
+
+    @property
+    def n_patterns(self) -> int:
+        return self.pattern_starts.size - 1
+
+
+def full_covariances(params: GaussianParams, covariance_type: str, n_features: int) -> np.ndarray:
+    """The covariances as float64 (k or 1, d, d) matrices: one shared matrix for 'tied'."""
+    covariances = np.asarray(params.covariances, dtype=np.float64)
+    if covariance_type == "full":
+        return np.ascontiguousarray(covariances)
+    if covariance_type == "tied":
+        return np.ascontiguousarray(covariances[None])
+    n_components = params.means.shape[0]
+    variances = covariances if covariance_type == "diag" else np.repeat(covariances[:, None], n_features, axis=1)
+    full = np.zeros((n_components, n_features, n_features))
+    full[:, np.arange(n_features), np.arange(n_features)] = variances
+    return full
+
+
+def _kernel_model(params: GaussianParams, covariance_type: str, n_features: int) -> tuple:
+    means = np.ascontiguousarray(params.means, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # a zero weight is a component that can never win
+        log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
+    return means, full_covariances(params, covariance_type, n_features), log_weights
+
+
+class MissingData:
+    """X with NaN, prepared once for the EM iterations of a fit.
+
+    Rows with no observed value, and rows of weight 0, are left out of the
+    E-step: their marginal likelihood is 1 whatever the parameters, so they
+    carry no information. Their weights still count in the mean
+    log-likelihood (each adds log 1 = 0), so ``lower_bound_`` stays the mean
+    of ``score_samples`` over all rows.
+    """
+
+    def __init__(self, X: np.ndarray, sample_weight):
+        self.X = X
+        self.mask = np.isnan(X)
+        check_observed_columns(self.mask)
+        self.sample_weight = sample_weight
+        observed_any = ~self.mask.all(axis=1)
+        used = observed_any if sample_weight is None else observed_any & (sample_weight > 0)
+        self.n_informative = int(np.count_nonzero(used))
+        self.layout = MissingLayout.of_rows(self.mask, np.flatnonzero(used))
+        unused = ~used
+        self.unused_weight = float(np.count_nonzero(unused) if sample_weight is None else sample_weight[unused].sum())
+
+    def estep(self, params: GaussianParams, covariance_type: str) -> GaussianStats:
+        """Expected complete-data statistics under ``params``, centred at the current means."""
+        X = self.X
+        n_features = X.shape[1]
+        n_components = params.means.shape[0]
+        means, covariances, log_weights = _kernel_model(params, covariance_type, n_features)
+        resp_sum = np.zeros(n_components)
+        first = np.zeros((n_components, n_features))
+        second = np.zeros((n_components, n_features, n_features))
+        totals = np.zeros(2)
+        weights = np.empty(0) if self.sample_weight is None else self.sample_weight
+        _missing_kernels.estep_missing(
+            X, weights, self.layout.order, self.layout.pattern_starts, means, covariances, log_weights,
+            (resp_sum, first, second, totals),
+        )
+        log_likelihood = float(totals[0])
+        if not np.isfinite(log_likelihood):
+            raise ValueError(
+                "The log-likelihood of the observed data is not finite: some rows have zero density under "
+                "every component (extreme precisions, or data far outside the model). Scale the data, or "
+                "increase reg_covar."
+            )
+        return GaussianStats(
+            resp_sum, first, _reduce_second(second, covariance_type), means, log_likelihood,
+            float(totals[1]) + self.unused_weight,
+        )
+
+    def filled(self) -> np.ndarray:
+        """A copy of X with each NaN replaced by its column's (weighted) observed mean, for initialisation."""
+        X = self.X
+        weights = np.ones(X.shape[0]) if self.sample_weight is None else self.sample_weight
+        observed_weights = np.where(self.mask, 0.0, weights[:, None])
+        zeros = np.where(self.mask, 0.0, X.astype(np.float64))
+        totals = observed_weights.sum(axis=0)
+        # A column observed only in rows of weight 0 falls back to its unweighted mean.
+        plain = (~self.mask).sum(axis=0)
+        column_means = np.where(
+            totals > 0,
+            (observed_weights * zeros).sum(axis=0) / np.where(totals > 0, totals, 1.0),
+            zeros.sum(axis=0) / np.maximum(plain, 1),
+        )
+        return np.ascontiguousarray(np.where(self.mask, column_means.astype(X.dtype), X))
+
+
+def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: str) -> np.ndarray:
+    """log w_j + log N(x_iO | mu_jO, Sigma_jOO) for every row (its observed coordinates O) and component.
+
+    A row with no observed value gets log w_j.
+    """
+    n_samples, n_features = X.shape
+    mask = np.isnan(X)
+    layout = MissingLayout.of_rows(mask, np.arange(n_samples))
+    means, covariances, log_weights = _kernel_model(params, covariance_type, n_features)
+    out = np.empty((n_samples, means.shape[0]))
+    _missing_kernels.log_prob_missing(X, layout.order, layout.pattern_starts, means, covariances, log_weights, out)
+    return out
+
+
+def impute(X: np.ndarray, params: GaussianParams, covariance_type: str, random_state=None) -> np.ndarray:
+    """A copy of X with its NaN replaced: conditional expectations, or (``random_state`` given) draws.
+
+    A draw picks a component from the row's responsibilities, then the
+    missing values from that component's conditional Gaussian. The random
+    numbers are drawn here, in row order: one uniform per incomplete row,
+    then one standard normal per missing entry, row by row.
+    """
+    mask = np.isnan(X)
+    out = X.copy()
+    incomplete = np.flatnonzero(mask.any(axis=1))
+    if incomplete.size == 0:
+        return out
+    layout = MissingLayout.of_rows(mask, incomplete)
+    means, covariances, log_weights = _kernel_model(params, covariance_type, X.shape[1])
+    if random_state is None:
+        uniforms = normals = np.empty(0)
+        normal_starts = np.empty(0, dtype=np.intp)
+    else:
+        counts = mask[incomplete].sum(axis=1)
+        uniforms_by_row = random_state.uniform(size=incomplete.size)
+        normals = random_state.standard_normal(size=int(counts.sum()))
+        starts_by_row = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+        # The kernel reads them by position in layout.order.
+        rank = np.empty(X.shape[0], dtype=np.intp)
+        rank[incomplete] = np.arange(incomplete.size)
+        positions = rank[layout.order]
+        uniforms = np.ascontiguousarray(uniforms_by_row[positions])
+        normal_starts = np.ascontiguousarray(starts_by_row[positions])
+    _missing_kernels.impute_missing(
+        X, layout.order, layout.pattern_starts, means, covariances, log_weights, uniforms, normals,
+        normal_starts, out,
+    )
+    return out
