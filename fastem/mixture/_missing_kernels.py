@@ -1,8 +1,9 @@
 """Parallel kernels for Gaussian mixtures on data with missing values (NaN).
 
-The rows arrive grouped by missingness pattern: ``order`` lists row indices
-so that rows with the same pattern are consecutive, and ``pattern_starts``
-marks where each pattern begins in ``order`` (see ``fastem.mixture.missing``).
+The rows arrive grouped by missingness pattern: ``X_sorted`` is a copy of the
+rows with rows of the same pattern consecutive, ``order`` says which row of X
+each one is, and ``pattern_starts`` marks where each pattern begins (see
+``fastem.mixture.missing``).
 For a pattern with observed coordinates O and missing coordinates M, every
 component j needs the same few factors of its covariance Sigma_j:
 
@@ -27,7 +28,7 @@ This is exactly the expected complete-data statistic of EM (the conditional
 covariance enters through s0 C), at a per-row cost of O(k o^2), no more than
 a complete row costs.
 
-Layout as in the other kernels: the positions of ``order`` are cut into fixed
+Layout as in the other kernels: the sorted rows are cut into fixed
 chunks of ``CHUNK_ROWS``; a chunk is split further where patterns change;
 each chunk writes its own partial statistics, added in chunk order, so
 results are bit-identical for any thread count. Everything here computes in
@@ -42,9 +43,17 @@ import numpy as np
 from numba import prange
 
 from fastem._core.chunks import add_into, chunks_per_task, chunks_per_wave, n_chunks_for
-from fastem._core.numba import CHUNK_ROWS, helper, kernel
+from fastem._core.fast_math import exp_flushed, log_positive
+from fastem._core.intrinsics import prefer_wide_vectors
+from fastem._core.numba import BLOCK_ROWS, CHUNK_ROWS, helper, kernel
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+# A component that owns more than 1/_DENSE_FROM_FRACTION of a block's rows is
+# accumulated over all of them with vectorised loops (zero responsibilities
+# add nothing); below that, its owners are visited one by one. Measured: a
+# visit costs about ten times a row of the vectorised loops.
+_DENSE_FROM_FRACTION = 10
 
 
 # ---------------------------------------------------------------------------
@@ -152,34 +161,73 @@ def _segment_factors(covariances, observed, n_observed, missing, n_missing, chol
 
 
 @helper
-def _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol, log_det, centred, log_prob):
-    """log w_j + log N(x_O | mu_jO, Sigma_jOO) of one row for every j; returns their log-sum-exp.
+def _load_block(X_sorted, start, n_rows, observed, n_observed, sorted_weights, xt, weights):
+    """xt[t, r] = X_sorted[start + r, observed[t]] in float64, and the rows' weights."""
+    for r in range(n_rows):
+        weights[r] = 1.0 if sorted_weights.shape[0] == 0 else sorted_weights[start + r]
+        for t in range(n_observed):
+            xt[t, r] = X_sorted[start + r, observed[t]]
 
-    Leaves x_O - mu_jO in ``centred[j, :o]``.
+
+@helper
+def _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det, diff, z, log_prob):
+    """log_prob[j, r] = log w_j + log N(x_rO | mu_jO, Sigma_jOO) for a block of rows of one pattern.
+
+    The innermost loops run over the block's rows with unit stride, so they vectorise.
     """
+    prefer_wide_vectors()
     n_components = means.shape[0]
     shared = inv_chol.shape[0] == 1
-    top = -np.inf
     for j in range(n_components):
         q = 0 if shared else j
+        constant = log_weights[j] + log_det[q] - 0.5 * n_observed * _LOG_2PI
+        for r in range(n_rows):
+            log_prob[j, r] = 0.0
         for t in range(n_observed):
-            centred[j, t] = X[row, observed[t]] - means[j, observed[t]]
-        maha = 0.0
+            centre = means[j, observed[t]]
+            for r in range(n_rows):
+                diff[t, r] = xt[t, r] - centre
         for t in range(n_observed):
-            z = 0.0
+            for r in range(n_rows):
+                z[r] = 0.0
             for v in range(t + 1):
-                z += inv_chol[q, t, v] * centred[j, v]
-            maha += z * z
-        value = log_weights[j] + log_det[q] - 0.5 * (n_observed * _LOG_2PI + maha)
-        log_prob[j] = value
-        if value > top:
-            top = value
-    if top == -np.inf:
-        return top
-    total = 0.0
+                factor = inv_chol[q, t, v]
+                for r in range(n_rows):
+                    z[r] += factor * diff[v, r]
+            for r in range(n_rows):
+                log_prob[j, r] += z[r] * z[r]
+        for r in range(n_rows):
+            log_prob[j, r] = constant - 0.5 * log_prob[j, r]
+
+
+@helper
+def _block_log_norm(log_prob, n_rows, n_components, log_norm, total):
+    """log_norm[r] = log sum_j exp(log_prob[j, r]) (-inf when every term is -inf, NaN if one is NaN).
+
+    Leaves exp(log_prob[j, r] - max_j log_prob[j, r]) in ``log_prob`` (flushed to 0 below 2**-52),
+    and their sum in ``total``: responsibilities are then log_prob[j, r] / total[r].
+    """
+    prefer_wide_vectors()
+    for r in range(n_rows):
+        log_norm[r] = log_prob[0, r]
+    for j in range(1, n_components):
+        for r in range(n_rows):
+            value = log_prob[j, r]
+            # NaN (a failed factorisation) propagates, and the caller reports it.
+            log_norm[r] = value if (value > log_norm[r] or value != value) else log_norm[r]
+    for r in range(n_rows):
+        total[r] = 0.0
     for j in range(n_components):
-        total += math.exp(log_prob[j] - top)
-    return top + math.log(total)
+        for r in range(n_rows):
+            value = exp_flushed(log_prob[j, r] - log_norm[r])
+            log_prob[j, r] = value
+            total[r] += value
+    for r in range(n_rows):
+        top = log_norm[r]
+        if top == -np.inf or top != top:
+            total[r] = 1.0  # no responsibilities: the row's log-likelihood reports the problem
+            continue
+        log_norm[r] = top + log_positive(total[r])
 
 
 # ---------------------------------------------------------------------------
@@ -234,22 +282,76 @@ def _lift_segment(seg_resp, seg_first, seg_second, observed, n_observed, missing
                     second[j, missing[v], missing[r]] += s
 
 
-@kernel
-def estep_missing(X, sample_weight, order, pattern_starts, means, covariances, log_weights, stats):
-    """Add the exact EM statistics of the rows ``order`` of X (with NaN) into ``stats``.
+@helper
+def _accumulate_component(xt, observed, n_observed, mean, resp, owners, n_owners, centred, seg_resp, seg_first,
+                          seg_second, j):
+    """Add the block rows ``owners[:n_owners]``, weighted by ``resp``, to component j's segment statistics.
 
-    X (n, d) float32/float64 with NaN for missing entries; sample_weight (n,)
-    float64 or empty for unit weights; order (n_used,) intp, the rows to use,
-    grouped by pattern; pattern_starts (n_patterns + 1,) intp; means (k, d),
+    Centred at the component mean, in the observed coordinates; upper triangle of seg_second.
+    """
+    for index in range(n_owners):
+        r = owners[index]
+        weight = resp[r]
+        seg_resp[j] += weight
+        for t in range(n_observed):
+            centred[t] = xt[t, r] - mean[observed[t]]
+        for t in range(n_observed):
+            wt = weight * centred[t]
+            seg_first[j, t] += wt
+            for u in range(t, n_observed):
+                seg_second[j, t, u] += wt * centred[u]
+
+
+@helper
+def _accumulate_component_dense(xt, n_rows, observed, n_observed, mean, resp, diff, seg_resp, seg_first,
+                                seg_second, j):
+    """As ``_accumulate_component`` for every row of the block, in loops over rows that vectorise.
+
+    Cheaper than visiting the owners one by one as soon as a component owns
+    more than a few rows of the block.
+    """
+    prefer_wide_vectors()
+    total = 0.0
+    for r in range(n_rows):
+        total += resp[r]
+    seg_resp[j] += total
+    for t in range(n_observed):
+        centre = mean[observed[t]]
+        for r in range(n_rows):
+            diff[t, r] = xt[t, r] - centre
+    for t in range(n_observed):
+        s = 0.0
+        for r in range(n_rows):
+            s += resp[r] * diff[t, r]
+        seg_first[j, t] += s
+        for u in range(t, n_observed):
+            s = 0.0
+            for r in range(n_rows):
+                s += resp[r] * diff[t, r] * diff[u, r]
+            seg_second[j, t, u] += s
+
+
+@kernel
+def estep_missing(X_sorted, sorted_weights, pattern_starts, means, covariances, log_weights, stats):
+    """Add the exact EM statistics of the rows of ``X_sorted`` (with NaN) into ``stats``.
+
+    X_sorted (n_used, d) float32/float64 with NaN for missing entries, rows
+    grouped by pattern (a sorted copy: reading the rows of X in pattern order
+    in place would cost a cache miss per row, more than all the arithmetic);
+    sorted_weights (n_used,) float64 or empty for unit weights, in the same
+    order; pattern_starts (n_patterns + 1,) intp; means (k, d),
     covariances (k or 1, d, d) and log_weights (k,), float64.
     stats = (resp_sum (k,), first (k, d), second (k, d, d) both triangles,
     totals (2,) = [sum w log p(x_O), sum w]), float64, centred at ``means``.
+
+    Responsibilities below 2**-52 of their row are dropped (as in the
+    complete-data kernels), so a row adds to the statistics of the few
+    components that own it, not to all k.
     """
     resp_sum, first, second, totals = stats
-    n_features = X.shape[1]
+    n_used, n_features = X_sorted.shape
     n_components = means.shape[0]
     n_cov = covariances.shape[0]
-    n_used = order.shape[0]
     n_chunks = n_chunks_for(n_used)
     wave = chunks_per_wave(n_chunks, n_components * (1 + n_features + n_features * n_features) + 2)
     for wave_start in range(0, n_chunks, wave):
@@ -269,41 +371,57 @@ def estep_missing(X, sample_weight, order, pattern_starts, means, covariances, l
             regression = np.empty((n_cov, n_features, n_features))
             cond_cov = np.empty((n_cov, n_features, n_features))
             log_det = np.empty(n_cov)
-            centred = np.empty((n_components, n_features))
-            log_prob = np.empty(n_components)
+            xt = np.empty((n_features, BLOCK_ROWS))
+            diff = np.empty((n_features, BLOCK_ROWS))
+            z = np.empty(BLOCK_ROWS)
+            weights = np.empty(BLOCK_ROWS)
+            log_prob = np.empty((n_components, BLOCK_ROWS))
+            log_norm = np.empty(BLOCK_ROWS)
+            total = np.empty(BLOCK_ROWS)
+            resp = np.empty(BLOCK_ROWS)
+            owners = np.empty(BLOCK_ROWS, np.intp)
+            centred = np.empty(n_features)
             seg_resp = np.empty(n_components)
             seg_first = np.empty((n_components, n_features))
             seg_second = np.empty((n_components, n_features, n_features))
             for c in range(task * per_task, min((task + 1) * per_task, n_wave)):
                 chunk_start = (wave_start + c) * CHUNK_ROWS
                 chunk_stop = min(chunk_start + CHUNK_ROWS, n_used)
+                chunk_totals = part_totals[c]
                 position = chunk_start
                 while position < chunk_stop:
                     pattern = _pattern_of(pattern_starts, position)
                     segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
-                    n_observed, n_missing = _split_features(X, order[position], observed, missing)
+                    n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
                     _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain,
                                      inv_chol, regression, cond_cov, log_det)
                     seg_resp[:] = 0.0
                     seg_first[:] = 0.0
                     seg_second[:] = 0.0
-                    for s in range(position, segment_stop):
-                        row = order[s]
-                        w = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
-                        log_norm = _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol,
-                                                  log_det, centred, log_prob)
-                        part_totals[c, 0] += w * log_norm
-                        part_totals[c, 1] += w
+                    for start in range(position, segment_stop, BLOCK_ROWS):
+                        n_rows = min(BLOCK_ROWS, segment_stop - start)
+                        _load_block(X_sorted, start, n_rows, observed, n_observed, sorted_weights, xt, weights)
+                        _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det,
+                                         diff, z, log_prob)
+                        _block_log_norm(log_prob, n_rows, n_components, log_norm, total)
+                        for r in range(n_rows):
+                            chunk_totals[0] += weights[r] * log_norm[r]
+                            chunk_totals[1] += weights[r]
+                            total[r] = weights[r] / total[r]
                         for j in range(n_components):
-                            r = w * math.exp(log_prob[j] - log_norm)
-                            if r == 0.0:
-                                continue
-                            seg_resp[j] += r
-                            for t in range(n_observed):
-                                rt = r * centred[j, t]
-                                seg_first[j, t] += rt
-                                for u in range(t, n_observed):
-                                    seg_second[j, t, u] += rt * centred[j, u]
+                            for r in range(n_rows):
+                                resp[r] = log_prob[j, r] * total[r]
+                            # Branch-free compaction: which rows a component owns is unpredictable.
+                            n_owners = 0
+                            for r in range(n_rows):
+                                owners[n_owners] = r
+                                n_owners += resp[r] != 0.0
+                            if n_owners * _DENSE_FROM_FRACTION > n_rows:
+                                _accumulate_component_dense(xt, n_rows, observed, n_observed, means[j], resp, diff,
+                                                            seg_resp, seg_first, seg_second, j)
+                            elif n_owners > 0:
+                                _accumulate_component(xt, observed, n_observed, means[j], resp, owners, n_owners,
+                                                      centred, seg_resp, seg_first, seg_second, j)
                     _lift_segment(seg_resp, seg_first, seg_second, observed, n_observed, missing, n_missing,
                                   regression, cond_cov, product, part_resp[c], part_first[c], part_second[c])
                     position = segment_stop
@@ -319,17 +437,17 @@ def estep_missing(X, sample_weight, order, pattern_starts, means, covariances, l
 
 
 @kernel
-def log_prob_missing(X, order, pattern_starts, means, covariances, log_weights, out):
-    """out[i, j] = log w_j + log N(x_iO | mu_jO, Sigma_jOO) for the rows i in ``order``.
+def log_prob_missing(X_sorted, order, pattern_starts, means, covariances, log_weights, out):
+    """out[order[s], j] = log w_j + log N(x_O | mu_jO, Sigma_jOO) for x = X_sorted[s].
 
     A row with no observed value gets log w_j (its marginal density is 1).
     """
-    n_features = X.shape[1]
+    n_used, n_features = X_sorted.shape
     n_components = means.shape[0]
     n_cov = covariances.shape[0]
-    n_used = order.shape[0]
     n_chunks = n_chunks_for(n_used)
     per_task = chunks_per_task(n_chunks)
+    no_weights = np.empty(0)
     for task in prange((n_chunks + per_task - 1) // per_task):
         observed = np.empty(n_features, np.intp)
         missing = np.empty(n_features, np.intp)
@@ -339,23 +457,29 @@ def log_prob_missing(X, order, pattern_starts, means, covariances, log_weights, 
         regression = np.empty((n_cov, n_features, n_features))
         cond_cov = np.empty((n_cov, n_features, n_features))
         log_det = np.empty(n_cov)
-        centred = np.empty((n_components, n_features))
-        log_prob = np.empty(n_components)
+        xt = np.empty((n_features, BLOCK_ROWS))
+        diff = np.empty((n_features, BLOCK_ROWS))
+        z = np.empty(BLOCK_ROWS)
+        weights = np.empty(BLOCK_ROWS)
+        log_prob = np.empty((n_components, BLOCK_ROWS))
         for c in range(task * per_task, min((task + 1) * per_task, n_chunks)):
             chunk_stop = min((c + 1) * CHUNK_ROWS, n_used)
             position = c * CHUNK_ROWS
             while position < chunk_stop:
                 pattern = _pattern_of(pattern_starts, position)
                 segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
-                n_observed, n_missing = _split_features(X, order[position], observed, missing)
+                n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
                 _segment_factors(covariances, observed, n_observed, missing, 0, chol, gain,
                                  inv_chol, regression, cond_cov, log_det)
-                for s in range(position, segment_stop):
-                    row = order[s]
-                    _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol, log_det,
-                                   centred, log_prob)
-                    for j in range(n_components):
-                        out[row, j] = log_prob[j]
+                for start in range(position, segment_stop, BLOCK_ROWS):
+                    n_rows = min(BLOCK_ROWS, segment_stop - start)
+                    _load_block(X_sorted, start, n_rows, observed, n_observed, no_weights, xt, weights)
+                    _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det,
+                                     diff, z, log_prob)
+                    for r in range(n_rows):
+                        row = order[start + r]
+                        for j in range(n_components):
+                            out[row, j] = log_prob[j, r]
                 position = segment_stop
 
 
@@ -380,25 +504,67 @@ def _cholesky_in_place(matrix, size):
             matrix[t, u] = 0.0
 
 
+@helper
+def _impute_row(r, observed, n_observed, missing, n_missing, means, prob, total, xt, regression, cond_chol,
+                uniform, normals, normal_start, sampling, value):
+    """The imputed missing values of block row r into ``value[:m]``: a conditional mean, or a draw.
+
+    The row's responsibilities are prob[j, r] / total[r] (see ``_block_log_norm``).
+    """
+    n_components = means.shape[0]
+    shared = regression.shape[0] == 1
+    if sampling:
+        # The component: the first whose cumulative responsibility exceeds the uniform.
+        chosen = n_components - 1
+        cumulative = 0.0
+        for j in range(n_components):
+            cumulative += prob[j, r] / total[r]
+            if uniform < cumulative:
+                chosen = j
+                break
+        q = 0 if shared else chosen
+        for i in range(n_missing):
+            v = means[chosen, missing[i]]
+            for t in range(n_observed):
+                v += regression[q, i, t] * (xt[t, r] - means[chosen, observed[t]])
+            for t in range(i + 1):
+                v += cond_chol[q, i, t] * normals[normal_start + t]
+            value[i] = v
+        return
+    for i in range(n_missing):
+        value[i] = 0.0
+    for j in range(n_components):
+        resp = prob[j, r] / total[r]
+        if resp == 0.0:
+            continue
+        q = 0 if shared else j
+        for i in range(n_missing):
+            v = means[j, missing[i]]
+            for t in range(n_observed):
+                v += regression[q, i, t] * (xt[t, r] - means[j, observed[t]])
+            value[i] += resp * v
+
+
 @kernel
-def impute_missing(X, order, pattern_starts, means, covariances, log_weights, uniforms, normals, normal_starts, out):
-    """Write imputed values into the NaN entries of ``out`` (a copy of X) for the rows in ``order``.
+def impute_missing(X_sorted, order, pattern_starts, means, covariances, log_weights, uniforms, normals, normal_starts,
+                   out):
+    """Write imputed values into the NaN entries of ``out`` (a copy of X); X_sorted[s] is row order[s] of X.
 
     With empty ``uniforms``: the conditional expectation
     sum_j r_j (mu_jM + B_j (x_O - mu_jO)), r_j the responsibilities given x_O.
     Otherwise a draw: component j where the cumulative responsibilities first
-    reach ``uniforms[s]`` (s the row's position in ``order``), then
+    exceed ``uniforms[s]`` (s the row's position in ``order``), then
     mu_jM + B_j (x_O - mu_jO) + chol(C_j) z, with z read from ``normals``
-    starting at ``normal_starts[s]``. Random numbers come from the caller, so
-    results do not depend on the threads.
+    starting at ``normal_starts[s]``. The random numbers come from the
+    caller, so results do not depend on the threads.
     """
-    n_features = X.shape[1]
+    n_used, n_features = X_sorted.shape
     n_components = means.shape[0]
     n_cov = covariances.shape[0]
-    n_used = order.shape[0]
     sampling = uniforms.shape[0] != 0
     n_chunks = n_chunks_for(n_used)
     per_task = chunks_per_task(n_chunks)
+    no_weights = np.empty(0)
     for task in prange((n_chunks + per_task - 1) // per_task):
         observed = np.empty(n_features, np.intp)
         missing = np.empty(n_features, np.intp)
@@ -408,8 +574,13 @@ def impute_missing(X, order, pattern_starts, means, covariances, log_weights, un
         regression = np.empty((n_cov, n_features, n_features))
         cond_cov = np.empty((n_cov, n_features, n_features))
         log_det = np.empty(n_cov)
-        centred = np.empty((n_components, n_features))
-        log_prob = np.empty(n_components)
+        xt = np.empty((n_features, BLOCK_ROWS))
+        diff = np.empty((n_features, BLOCK_ROWS))
+        z = np.empty(BLOCK_ROWS)
+        weights = np.empty(BLOCK_ROWS)
+        log_prob = np.empty((n_components, BLOCK_ROWS))
+        log_norm = np.empty(BLOCK_ROWS)
+        total = np.empty(BLOCK_ROWS)
         value = np.empty(n_features)
         for c in range(task * per_task, min((task + 1) * per_task, n_chunks)):
             chunk_stop = min((c + 1) * CHUNK_ROWS, n_used)
@@ -417,46 +588,25 @@ def impute_missing(X, order, pattern_starts, means, covariances, log_weights, un
             while position < chunk_stop:
                 pattern = _pattern_of(pattern_starts, position)
                 segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
-                n_observed, n_missing = _split_features(X, order[position], observed, missing)
+                n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
                 _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain,
                                  inv_chol, regression, cond_cov, log_det)
                 if sampling:
                     for q in range(n_cov):
                         _cholesky_in_place(cond_cov[q], n_missing)
-                for s in range(position, segment_stop):
-                    row = order[s]
-                    log_norm = _row_log_probs(X, row, means, log_weights, observed, n_observed, inv_chol,
-                                              log_det, centred, log_prob)
-                    if sampling:
-                        # The component: the first whose cumulative responsibility reaches the uniform.
-                        chosen = n_components - 1
-                        cumulative = 0.0
-                        for j in range(n_components):
-                            cumulative += math.exp(log_prob[j] - log_norm)
-                            if uniforms[s] < cumulative:
-                                chosen = j
-                                break
-                        q = 0 if n_cov == 1 else chosen
-                        for r in range(n_missing):
-                            v = means[chosen, missing[r]]
-                            for t in range(n_observed):
-                                v += regression[q, r, t] * centred[chosen, t]
-                            for t in range(r + 1):
-                                v += cond_cov[q, r, t] * normals[normal_starts[s] + t]
-                            value[r] = v
-                    else:
-                        for r in range(n_missing):
-                            value[r] = 0.0
-                        for j in range(n_components):
-                            resp = math.exp(log_prob[j] - log_norm)
-                            if resp == 0.0:
-                                continue
-                            q = 0 if n_cov == 1 else j
-                            for r in range(n_missing):
-                                v = means[j, missing[r]]
-                                for t in range(n_observed):
-                                    v += regression[q, r, t] * centred[j, t]
-                                value[r] += resp * v
-                    for r in range(n_missing):
-                        out[row, missing[r]] = value[r]
+                for start in range(position, segment_stop, BLOCK_ROWS):
+                    n_rows = min(BLOCK_ROWS, segment_stop - start)
+                    _load_block(X_sorted, start, n_rows, observed, n_observed, no_weights, xt, weights)
+                    _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det,
+                                     diff, z, log_prob)
+                    _block_log_norm(log_prob, n_rows, n_components, log_norm, total)
+                    for r in range(n_rows):
+                        s = start + r
+                        uniform = uniforms[s] if sampling else 0.0
+                        normal_start = normal_starts[s] if sampling else 0
+                        _impute_row(r, observed, n_observed, missing, n_missing, means, log_prob, total, xt,
+                                    regression, cond_cov, uniform, normals, normal_start, sampling, value)
+                        row = order[s]
+                        for i in range(n_missing):
+                            out[row, missing[i]] = value[i]
                 position = segment_stop
