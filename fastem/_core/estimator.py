@@ -67,6 +67,9 @@ class EstimatorBase:
                 changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
 
+    # Whether NaN entries of X are missing values the estimator handles (scikit-learn's allow_nan tag).
+    _accepts_missing_values = False
+
     def __sklearn_is_fitted__(self) -> bool:
         return any(name.endswith("_") and not name.startswith("__") for name in vars(self))
 
@@ -83,5 +86,5 @@ class EstimatorBase:
         return Tags(
             estimator_type="density_estimator",
             target_tags=TargetTags(required=False),
-            input_tags=InputTags(allow_nan=False),
+            input_tags=InputTags(allow_nan=self._accepts_missing_values),
         )

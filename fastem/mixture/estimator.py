@@ -149,6 +149,8 @@ class GaussianMixture(EstimatorBase):
     array([ 1., 10.])
     """
 
+    _accepts_missing_values = True
+
     def __init__(
         self,
         n_components=1,
