@@ -177,10 +177,13 @@ def _comma_list(kind, choices=None):
 def run_compile(args) -> int:
     from fastem.hmm.precompile import compile_tasks as hmm_tasks
     from fastem.mixture.precompile import compile_tasks as mixture_tasks
+    from fastem.mixture.precompile import missing_value_compile_tasks
 
     tasks = []
     if "mixture" in args.models:
         tasks += mixture_tasks(args.dtypes, args.covariance_types, args.features)
+    if "missing" in args.models:
+        tasks += missing_value_compile_tasks(args.dtypes)
     if "hmm" in args.models:
         if "mixture" not in args.models or "float64" not in args.dtypes:
             # HMM emissions use the mixture's float64 log-probability kernels.
@@ -195,7 +198,8 @@ def run_compile(args) -> int:
     return 0
 
 
-MODELS = ("mixture", "hmm")
+# "missing": mixtures on data with NaN, whose kernels are separate from the complete-data ones.
+MODELS = ("mixture", "missing", "hmm")
 
 
 def main(argv=None) -> int:

@@ -301,3 +301,28 @@ def test_hmm_first_fit_child_fits_predicts_and_refits():
     result = _run_child(hmm._HMM_FIRST_FIT_CODE, spec)
     assert set(result) == {"first", "predict", "again"}
     assert all(seconds > 0 for seconds in result.values())
+
+
+def test_missing_value_cases_report_the_ratio_to_complete_data_and_per_row_figures(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--n-samples", "600", "--repeats", "1", "--iterations", "1", "--no-memory",
+            "--cases", "missing_full_100000_d8_k8,missing_impute", "--output", str(path)]
+    assert bench.main(argv) == 0
+    text = path.read_text(encoding="utf-8")
+    header, rows = table_rows(text, "case")
+    assert header == bench.MISSING_COLUMNS
+    assert [row[0] for row in rows] == ["full, 600 x 8, k=8, 20% missing"]
+    complete, with_nan, ratio = number(rows[0][1]), number(rows[0][2]), number(rows[0][3].rstrip("×"))
+    assert complete > 0 and with_nan > 0 and ratio == pytest.approx(with_nan / complete, rel=0.1)
+    assert rows[0][4] == "<= 3x" and rows[0][5] in ("yes", "no") and number(rows[0][6]) > 1
+    assert "## Missing values: imputation and scoring per row" in text
+
+
+def test_missing_value_first_fit_child_fits_imputes_and_refits():
+    from fastem.bench import missing
+    from fastem.bench.child_process import _run_child
+
+    spec = dict(n_samples=300, n_features=3, n_components=2, covariance_type="diag", missing_fraction=0.2)
+    result = _run_child(missing._FIRST_FIT_CODE, spec)
+    assert set(result) == {"first", "impute", "again"}
+    assert all(seconds > 0 for seconds in result.values())

@@ -26,9 +26,18 @@ def test_fit_a_csv_file_and_write_labels(tmp_path, capsys, blobs):
 
 def test_fit_reports_bad_input_without_a_traceback(tmp_path, capsys):
     path = tmp_path / "bad.csv"
-    path.write_text("1,2\n3,nan\n4,5\n")
+    path.write_text("1,2\n3,inf\n4,5\n")
     assert main(["fit", str(path)]) == 2
-    assert "NaN" in capsys.readouterr().err
+    assert "infinity" in capsys.readouterr().err
+
+
+def test_fit_a_file_with_missing_values(tmp_path, capsys, blobs):
+    X = blobs.copy()
+    X[::5, 1] = np.nan
+    path = tmp_path / "data.csv"
+    np.savetxt(path, X, delimiter=",")
+    assert main(["fit", str(path), "-k", "3"]) == 0
+    assert "BIC" in capsys.readouterr().out
 
 
 def test_fit_hmm_with_a_sequence_column(tmp_path, capsys):

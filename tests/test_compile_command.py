@@ -125,6 +125,10 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
     assert "GaussianHMM diag and spherical" in fresh.stdout
     for kernel in ("forward_backward", "forward_backward_log", "meet_in_the_middle", "viterbi"):
         assert f"    compiled {kernel} in" in fresh.stdout, kernel
+    # And the kernels of data with missing values.
+    assert "GaussianMixture with missing values (NaN), float32" in fresh.stdout
+    for kernel in ("estep_missing", "log_prob_missing", "impute_missing"):
+        assert f"    compiled {kernel} in" in fresh.stdout, kernel
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -133,6 +137,7 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
     (["--features", "0"], "feature counts must be positive"),
     (["--features", "two"], "invalid"),
     (["--models", "mixture,lda"], "invalid choice 'lda'"),
+    (["--models", "nan"], "invalid choice 'nan'"),
 ])
 def test_compile_command_rejects_bad_choices(tmp_path, arguments, message):
     result = _run(["compile", *arguments], tmp_path)

@@ -41,6 +41,8 @@ One module per concern; this one re-exports their public names:
   targets of issue 12;
 * ``comparisons``: the em, float32 and threads cases;
 * ``hmm``: the Gaussian HMM cases against hmmlearn, threads and first fit;
+* ``missing``: data with missing values against the same rows complete,
+  imputation, first fit;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -79,6 +81,17 @@ from fastem.bench.hmm import (
     run_hmm_first_fit_case,
     run_hmm_threads_case,
     time_pairs,
+)
+from fastem.bench.missing import (
+    MISSING_CASES,
+    MISSING_COLUMNS,
+    MISSING_FIRST_FIT_COLUMNS,
+    MISSING_IMPUTE_COLUMNS,
+    MissingCase,
+    missing_data,
+    run_missing_case,
+    run_missing_first_fit_case,
+    run_missing_impute_case,
 )
 from fastem.bench.memory import peak_memory
 from fastem.bench.report import (
@@ -121,6 +134,10 @@ __all__ = [
     "HMM_THREAD_COLUMNS",
     "IMPLEMENTATIONS",
     "MIB",
+    "MISSING_CASES",
+    "MISSING_COLUMNS",
+    "MISSING_FIRST_FIT_COLUMNS",
+    "MISSING_IMPUTE_COLUMNS",
     "NAIVE_PILOT_ROWS",
     "QUICK",
     "RUNNERS",
@@ -130,6 +147,7 @@ __all__ = [
     "FitResult",
     "HMMCase",
     "InitialParameters",
+    "MissingCase",
     "Report",
     "Section",
     "Settings",
@@ -148,6 +166,7 @@ __all__ = [
     "make_data",
     "markdown_table",
     "max_relative_difference",
+    "missing_data",
     "peak_memory",
     "render",
     "run_dtype_case",
@@ -157,6 +176,9 @@ __all__ = [
     "run_hmm_case",
     "run_hmm_first_fit_case",
     "run_hmm_threads_case",
+    "run_missing_case",
+    "run_missing_first_fit_case",
+    "run_missing_impute_case",
     "run_threads_case",
     "time_alternating",
     "time_naive",

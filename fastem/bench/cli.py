@@ -16,6 +16,12 @@ from fastem.bench.cases import CASES, QUICK, Settings
 from fastem.bench.comparisons import run_dtype_case, run_em_case, run_threads_case
 from fastem.bench.first_fit import run_first_fit_case, run_first_fit_targets_case
 from fastem.bench.hmm import HMM_CASES, run_hmm_case, run_hmm_first_fit_case, run_hmm_threads_case
+from fastem.bench.missing import (
+    MISSING_CASES,
+    run_missing_case,
+    run_missing_first_fit_case,
+    run_missing_impute_case,
+)
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -29,8 +35,11 @@ RUNNERS = {
     "hmm": run_hmm_case,
     "hmm_threads": run_hmm_threads_case,
     "hmm_first_fit": run_hmm_first_fit_case,
+    "missing": run_missing_case,
+    "missing_impute": run_missing_impute_case,
+    "missing_first_fit": run_missing_first_fit_case,
 }
-ALL_CASES = {**CASES, **HMM_CASES}
+ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES}
 
 
 def _parse_cases(text: str) -> list:

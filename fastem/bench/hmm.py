@@ -19,7 +19,7 @@ import numpy as np
 import fastem
 from fastem.bench.cases import Settings
 from fastem.bench.child_process import _run_child
-from fastem.bench.report import Report, Section, _log, _ms, _ratio, _times
+from fastem.bench.report import Report, _log, _ms, _ratio, _times
 from fastem.bench.timing import compute_bound_speedup
 
 
@@ -142,15 +142,6 @@ def _label(case: HMMCase, settings: Settings) -> str:
     return (f"{case.covariance_type}, {n_sequences} x {length:,} rows, d={case.n_features}, k={case.n_components}")
 
 
-def _section(report: Report, title: str, intro: str, columns: list) -> Section:
-    for section in report.sections:
-        if section.title == title:
-            return section
-    section = Section(title, intro, columns)
-    report.sections.append(section)
-    return section
-
-
 def run_hmm_case(case: HMMCase, settings: Settings, report: Report) -> None:
     """fastem against hmmlearn from the same start, alternating; the speed-up and the parameter difference."""
     from hmmlearn import hmm as hmmlearn_hmm
@@ -165,7 +156,7 @@ def run_hmm_case(case: HMMCase, settings: Settings, report: Report) -> None:
     timings = time_pairs(runs, settings.repeats)
     ours, theirs = timings["fastem"], timings["hmmlearn"]
     speedup = _ratio(theirs[0], ours[0])
-    section = _section(report, "Gaussian HMM: one Baum-Welch iteration against hmmlearn",
+    section = report.section("Gaussian HMM: one Baum-Welch iteration against hmmlearn",
                        "fastem's `GaussianHMM` and hmmlearn's (`implementation='log'`, its default) from the same "
                        "parameters, a fixed number of iterations. The data: sequences from a sticky HMM (runs of about "
                        "20 rows per state); the start: uniform startprob, transmat 0.95 on the diagonal, means near the "
@@ -205,7 +196,7 @@ def run_hmm_threads_case(case: HMMCase, settings: Settings, report: Report) -> N
     speedup = _ratio(timings["1"][0], timings["all"][0])
     bound = sorted(before + after)
     bound_text = f"{np.median(bound):.2f}x ({bound[0]:.2f}-{bound[-1]:.2f})"
-    section = _section(report, "Gaussian HMM: threads (fastem `n_jobs`)",
+    section = report.section("Gaussian HMM: threads (fastem `n_jobs`)",
                        "The first case on one thread against all, alternating within every repeat (median of "
                        f"{repeats}, m = {_FASTEM_ITERATIONS}). **compute-bound speed-up**: as in the mixture threads "
                        "table, measured just before and just after.", HMM_THREAD_COLUMNS)
@@ -248,7 +239,7 @@ def run_hmm_first_fit_case(case: HMMCase, settings: Settings, report: Report) ->
         _log(f"{case.name}: fresh processes, cold then warm Numba cache")
         cold = _run_child(_HMM_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
         warm = _run_child(_HMM_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
-    section = _section(report, "Gaussian HMM: first fit in a fresh process",
+    section = report.section("Gaussian HMM: first fit in a fresh process",
                        "`GaussianHMM(k, covariance_type=...).fit(X)` as a user writes it (default n_iter and tol, "
                        "k-means initialisation) in a new Python process, with an empty `NUMBA_CACHE_DIR` (everything "
                        "compiled) and then the same directory (warm); `import fastem` and building X are not timed.",

@@ -47,6 +47,15 @@ class Report:
     notes: list = field(default_factory=list)
     memory_method: str = ""
 
+    def section(self, title: str, intro: str, columns: list) -> Section:
+        """The section titled ``title``, added (with ``intro`` and ``columns``) the first time it is asked for."""
+        for section in self.sections:
+            if section.title == title:
+                return section
+        section = Section(title, intro, columns)
+        self.sections.append(section)
+        return section
+
 
 EM_COLUMNS = [
     "case",

@@ -2,7 +2,8 @@
 
 ``estimator`` holds the estimator; ``parameters`` the parameter containers,
 checks and Cholesky factors; ``steps`` the E-step, M-step and initialisation;
-``model_file`` the model file's contents. The private modules are the Numba
+``model_file`` the model file's contents; ``missing`` data with missing
+values (NaN), over the kernels of ``_missing_kernels``. The private modules are the Numba
 kernels (``_estep_kernels``, ``_log_prob_kernels``) and their building blocks
 (``_log_density``, ``_normaliser``, ``_accumulate``, the generated
 ``_unrolled_full``), and ``_posterior_stats``. ``emissions`` is the documented

@@ -45,8 +45,11 @@ class GaussianMixture(EstimatorBase):
     same parameters, defaults, fitted attributes and methods, the same answers
     from the same starting point. In addition ``fit`` accepts
     ``sample_weight``, ``n_jobs`` sets the kernel threads (results are
-    bit-identical for any value), and float32 data is fitted in float32 (with
-    float64 accumulation), giving float32 attributes.
+    bit-identical for any value), float32 data is fitted in float32 (with
+    float64 accumulation), giving float32 attributes, and data may have
+    missing values (NaN): ``fit`` runs exact EM on the observed values, the
+    inference methods use each row's observed values, and :meth:`impute`
+    fills the gaps.
 
     Parameters
     ----------
@@ -134,6 +137,13 @@ class GaussianMixture(EstimatorBase):
       variances or precisions leave float32's range, and a fit whose
       statistics overflow float64 (asks to scale the data). The model keeps
       the fitted state it had before the failed ``fit``.
+
+    **Missing values.** Rows are grouped by missingness pattern once per
+    ``fit`` (a sorted copy of the rows that have an observed value), and the
+    conditional factors are computed once per pattern and component (see
+    ``fastem.mixture.missing``). ``lower_bound_`` is the mean log-likelihood
+    of the observed values over all rows, a row with no observed value
+    counting log 1 = 0, so it is on the scale of ``score(X)``.
 
     **Model files.** :meth:`save` writes a portable file (``.npz`` layout plus
     JSON metadata, no pickle) and :meth:`load` reads it back, validating every
@@ -227,6 +237,11 @@ class GaussianMixture(EstimatorBase):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data, one row per sample. float32 data is fitted in float32.
+            NaN entries are missing values (missing at random): each iteration
+            is an exact EM step on the likelihood of the observed values. Rows
+            with no observed value are ignored; a column with none is an error.
+            The initialisation runs on X with each NaN replaced by its column's
+            observed mean.
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight per row: a weight multiplies the row's

@@ -6,6 +6,8 @@ the generated loops of 2 to 8 features each have their own specialisation,
 every other count below ``BLAS_MIN_FEATURES`` shares the general loops, and
 from ``BLAS_MIN_FEATURES`` up (with threadpoolctl) the BLAS path is another.
 The other covariance types compile once per dtype, whatever the feature count.
+The kernels for data with missing values serve every covariance type and
+feature count: they compile once per dtype.
 ``python -m fastem compile`` runs one tiny fit per specialisation, which
 stores every kernel that fit and its inference methods need in Numba's cache.
 """
@@ -69,6 +71,24 @@ def _tiny_fit(dtype: str, covariance_type: str, n_features: int) -> None:
     model.score_samples(X)
 
 
+def _tiny_fit_with_missing_values(dtype: str) -> None:
+    """Fit, query and impute a small model on data with NaN: the missing-value kernels of ``dtype``."""
+    from fastem.mixture.estimator import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(dtype)
+    X[::2] += 3.0
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[0] = 0.0  # every column observed somewhere
+    model = GaussianMixture(2, covariance_type="diag", max_iter=2, tol=0.0, init_params="random", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    model.predict_proba(X)
+    model.impute(X)
+    model.impute(X, method="sample", random_state=0)
+
+
 def compile_tasks(dtypes=DTYPES, covariance_types=COVARIANCE_TYPES, features=DEFAULT_FEATURES) -> list:
     """``(label, function)`` per specialisation, for ``fastem._core.compilation.compile_ahead``."""
     tasks = []
@@ -76,3 +96,9 @@ def compile_tasks(dtypes=DTYPES, covariance_types=COVARIANCE_TYPES, features=DEF
         label = f"GaussianMixture {covariance_type}, {dtype}, {variant_label(covariance_type, n_features)}"
         tasks.append((label, lambda d=dtype, c=covariance_type, f=n_features: _tiny_fit(d, c, f)))
     return tasks
+
+
+def missing_value_compile_tasks(dtypes=DTYPES) -> list:
+    """``(label, function)`` per dtype for the kernels of data with missing values (every covariance type)."""
+    return [(f"GaussianMixture with missing values (NaN), {dtype}, any covariance type and number of features",
+             lambda d=dtype: _tiny_fit_with_missing_values(d)) for dtype in dtypes]
