@@ -35,6 +35,18 @@ def full_covariances(covariances, covariance_type: str, n_components: int, n_fea
     return np.stack([np.eye(n_features) * c for c in covariances])
 
 
+def covariances_from_scatter(scatter, nk, covariance_type: str, reg_covar: float) -> np.ndarray:
+    """Covariances of ``covariance_type`` from per-component scatter matrices (k, d, d) about the means."""
+    n_features = scatter.shape[-1]
+    if covariance_type == "full":
+        return scatter / nk[:, None, None] + reg_covar * np.eye(n_features)
+    if covariance_type == "tied":
+        return scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(n_features)
+    if covariance_type == "diag":
+        return np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
+    return np.diagonal(scatter, axis1=1, axis2=2).mean(axis=1) / nk + reg_covar
+
+
 def weighted_log_prob(X, weights, means, covariances, covariance_type: str) -> np.ndarray:
     """log w_j + log N(x_i | mean_j, Sigma_j), shape (n_samples, n_components)."""
     X = np.asarray(X, dtype=np.float64)
@@ -63,15 +75,7 @@ def m_step(X, resp, covariance_type: str, reg_covar: float, sample_weight=None):
     nk = weighted_resp.sum(axis=0)
     means = (weighted_resp.T @ X) / nk[:, None]
     scatter = np.stack([((X - means[j]).T * weighted_resp[:, j]) @ (X - means[j]) for j in range(len(nk))])
-    if covariance_type == "full":
-        covariances = scatter / nk[:, None, None] + reg_covar * np.eye(n_features)
-    elif covariance_type == "tied":
-        covariances = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(n_features)
-    elif covariance_type == "diag":
-        covariances = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
-    else:
-        covariances = np.diagonal(scatter, axis1=1, axis2=2).mean(axis=1) / nk + reg_covar
-    return nk / nk.sum(), means, covariances
+    return nk / nk.sum(), means, covariances_from_scatter(scatter, nk, covariance_type, reg_covar)
 
 
 def fit(X, weights, means, covariances, covariance_type: str = "full", n_iter: int = 10, reg_covar: float = 1e-6, sample_weight=None):
@@ -153,15 +157,7 @@ def missing_m_step(resp, completed, cond, covariance_type: str, reg_covar: float
     means = np.einsum("ij,ijd->jd", weighted_resp, completed) / nk[:, None]
     diff = completed - means[None]
     scatter = np.einsum("ij,ija,ijb->jab", weighted_resp, diff, diff) + np.einsum("ij,ijab->jab", weighted_resp, cond)
-    if covariance_type == "full":
-        covariances = scatter / nk[:, None, None] + reg_covar * np.eye(n_features)
-    elif covariance_type == "tied":
-        covariances = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(n_features)
-    elif covariance_type == "diag":
-        covariances = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
-    else:
-        covariances = np.diagonal(scatter, axis1=1, axis2=2).mean(axis=1) / nk + reg_covar
-    return nk / nk.sum(), means, covariances
+    return nk / nk.sum(), means, covariances_from_scatter(scatter, nk, covariance_type, reg_covar)
 
 
 def missing_fit(X, weights, means, covariances, covariance_type: str = "full", n_iter: int = 10,
@@ -270,12 +266,5 @@ def hmm_fit(X, lengths, startprob, transmat, means, covars, covariance_type: str
         nk = resp.sum(axis=0)
         means = (resp.T @ data) / nk[:, None]
         scatter = np.stack([((data - means[j]).T * resp[:, j]) @ (data - means[j]) for j in range(n_states)])
-        if covariance_type == "full":
-            covars = scatter / nk[:, None, None]
-        elif covariance_type == "tied":
-            covars = scatter.sum(axis=0) / nk.sum()
-        elif covariance_type == "diag":
-            covars = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None]
-        else:
-            covars = np.diagonal(scatter, axis1=1, axis2=2).mean(axis=1) / nk
+        covars = covariances_from_scatter(scatter, nk, covariance_type, 0.0)
     return {"startprob": startprob, "transmat": transmat, "means": means, "covars": covars, "history": history}

@@ -45,7 +45,7 @@ from numba import prange
 from fastem._core.chunks import add_into, chunks_per_task, chunks_per_wave, n_chunks_for
 from fastem._core.fast_math import exp_flushed, log_positive
 from fastem._core.intrinsics import prefer_wide_vectors
-from fastem._core.numba import BLOCK_ROWS, CHUNK_ROWS, helper, kernel
+from fastem._core.numba import BLOCK_ROWS, CHUNK_ROWS, allocating_helper, helper, kernel
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -160,6 +160,51 @@ def _segment_factors(covariances, observed, n_observed, missing, n_missing, chol
         )
 
 
+@allocating_helper
+def _factor_scratch(n_features, n_cov):
+    """A task's arrays for one pattern's factors (see ``_begin_segment``)."""
+    return (
+        np.empty(n_features, np.intp),  # observed feature indices
+        np.empty(n_features, np.intp),  # missing feature indices
+        np.empty((n_features, n_features)),  # chol (scratch)
+        np.empty((n_features, n_features)),  # gain (scratch)
+        np.empty((n_cov, n_features, n_features)),  # inv_chol
+        np.empty((n_cov, n_features, n_features)),  # regression
+        np.empty((n_cov, n_features, n_features)),  # cond_cov
+        np.empty(n_cov),  # log_det
+    )
+
+
+@helper
+def _begin_segment(X_sorted, pattern_starts, position, chunk_stop, covariances, factors, conditionals):
+    """Start the run of rows from ``position`` that share a pattern, within the chunk ending at ``chunk_stop``.
+
+    Fills ``factors`` for that pattern (the regression and conditional
+    covariance only if ``conditionals``) and returns (segment_stop, n_observed, n_missing).
+    """
+    observed, missing, chol, gain, inv_chol, regression, cond_cov, log_det = factors
+    pattern = _pattern_of(pattern_starts, position)
+    segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
+    n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
+    _segment_factors(covariances, observed, n_observed, missing, n_missing if conditionals else 0, chol, gain,
+                     inv_chol, regression, cond_cov, log_det)
+    return segment_stop, n_observed, n_missing
+
+
+@allocating_helper
+def _block_scratch(n_features, n_components):
+    """A task's arrays for one block of rows (see ``_block_posteriors``)."""
+    return (
+        np.empty((n_features, BLOCK_ROWS)),  # xt: the observed values, transposed
+        np.empty((n_features, BLOCK_ROWS)),  # diff (scratch)
+        np.empty(BLOCK_ROWS),  # z (scratch)
+        np.empty(BLOCK_ROWS),  # weights
+        np.empty((n_components, BLOCK_ROWS)),  # prob
+        np.empty(BLOCK_ROWS),  # log_norm
+        np.empty(BLOCK_ROWS),  # total
+    )
+
+
 @helper
 def _load_block(X_sorted, start, n_rows, observed, n_observed, sorted_weights, xt, weights):
     """xt[t, r] = X_sorted[start + r, observed[t]] in float64, and the rows' weights."""
@@ -228,6 +273,21 @@ def _block_log_norm(log_prob, n_rows, n_components, log_norm, total):
             total[r] = 1.0  # no responsibilities: the row's log-likelihood reports the problem
             continue
         log_norm[r] = top + log_positive(total[r])
+
+
+@helper
+def _block_posteriors(X_sorted, start, n_rows, sorted_weights, means, log_weights, factors, n_observed, block):
+    """Load rows start .. start + n_rows of one pattern and compute their posteriors.
+
+    Leaves in ``block``: xt (the observed values), weights, prob (k, n_rows)
+    with prob[j, r] / total[r] the responsibilities, and log_norm (the rows'
+    log-likelihoods of their observed values).
+    """
+    observed, _, _, _, inv_chol, _, _, log_det = factors
+    xt, diff, z, weights, prob, log_norm, total = block
+    _load_block(X_sorted, start, n_rows, observed, n_observed, sorted_weights, xt, weights)
+    _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det, diff, z, prob)
+    _block_log_norm(prob, n_rows, means.shape[0], log_norm, total)
 
 
 # ---------------------------------------------------------------------------
@@ -362,22 +422,11 @@ def estep_missing(X_sorted, sorted_weights, pattern_starts, means, covariances, 
         part_totals = np.zeros((n_wave, 2))
         per_task = chunks_per_task(n_wave)
         for task in prange((n_wave + per_task - 1) // per_task):
-            observed = np.empty(n_features, np.intp)
-            missing = np.empty(n_features, np.intp)
-            chol = np.empty((n_features, n_features))
-            gain = np.empty((n_features, n_features))
+            factors = _factor_scratch(n_features, n_cov)
+            observed, missing, _, _, _, regression, cond_cov, _ = factors
+            block = _block_scratch(n_features, n_components)
+            xt, diff, _, weights, prob, log_norm, total = block
             product = np.empty((n_features, n_features))
-            inv_chol = np.empty((n_cov, n_features, n_features))
-            regression = np.empty((n_cov, n_features, n_features))
-            cond_cov = np.empty((n_cov, n_features, n_features))
-            log_det = np.empty(n_cov)
-            xt = np.empty((n_features, BLOCK_ROWS))
-            diff = np.empty((n_features, BLOCK_ROWS))
-            z = np.empty(BLOCK_ROWS)
-            weights = np.empty(BLOCK_ROWS)
-            log_prob = np.empty((n_components, BLOCK_ROWS))
-            log_norm = np.empty(BLOCK_ROWS)
-            total = np.empty(BLOCK_ROWS)
             resp = np.empty(BLOCK_ROWS)
             owners = np.empty(BLOCK_ROWS, np.intp)
             centred = np.empty(n_features)
@@ -390,27 +439,23 @@ def estep_missing(X_sorted, sorted_weights, pattern_starts, means, covariances, 
                 chunk_totals = part_totals[c]
                 position = chunk_start
                 while position < chunk_stop:
-                    pattern = _pattern_of(pattern_starts, position)
-                    segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
-                    n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
-                    _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain,
-                                     inv_chol, regression, cond_cov, log_det)
+                    segment_stop, n_observed, n_missing = _begin_segment(
+                        X_sorted, pattern_starts, position, chunk_stop, covariances, factors, True
+                    )
                     seg_resp[:] = 0.0
                     seg_first[:] = 0.0
                     seg_second[:] = 0.0
                     for start in range(position, segment_stop, BLOCK_ROWS):
                         n_rows = min(BLOCK_ROWS, segment_stop - start)
-                        _load_block(X_sorted, start, n_rows, observed, n_observed, sorted_weights, xt, weights)
-                        _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det,
-                                         diff, z, log_prob)
-                        _block_log_norm(log_prob, n_rows, n_components, log_norm, total)
+                        _block_posteriors(X_sorted, start, n_rows, sorted_weights, means, log_weights, factors,
+                                          n_observed, block)
                         for r in range(n_rows):
                             chunk_totals[0] += weights[r] * log_norm[r]
                             chunk_totals[1] += weights[r]
                             total[r] = weights[r] / total[r]
                         for j in range(n_components):
                             for r in range(n_rows):
-                                resp[r] = log_prob[j, r] * total[r]
+                                resp[r] = prob[j, r] * total[r]
                             # Branch-free compaction: which rows a component owns is unpredictable.
                             n_owners = 0
                             for r in range(n_rows):
@@ -444,33 +489,20 @@ def log_prob_missing(X_sorted, order, pattern_starts, means, covariances, log_we
     """
     n_used, n_features = X_sorted.shape
     n_components = means.shape[0]
-    n_cov = covariances.shape[0]
     n_chunks = n_chunks_for(n_used)
     per_task = chunks_per_task(n_chunks)
     no_weights = np.empty(0)
     for task in prange((n_chunks + per_task - 1) // per_task):
-        observed = np.empty(n_features, np.intp)
-        missing = np.empty(n_features, np.intp)
-        chol = np.empty((n_features, n_features))
-        gain = np.empty((n_features, n_features))
-        inv_chol = np.empty((n_cov, n_features, n_features))
-        regression = np.empty((n_cov, n_features, n_features))
-        cond_cov = np.empty((n_cov, n_features, n_features))
-        log_det = np.empty(n_cov)
-        xt = np.empty((n_features, BLOCK_ROWS))
-        diff = np.empty((n_features, BLOCK_ROWS))
-        z = np.empty(BLOCK_ROWS)
-        weights = np.empty(BLOCK_ROWS)
-        log_prob = np.empty((n_components, BLOCK_ROWS))
+        factors = _factor_scratch(n_features, covariances.shape[0])
+        observed, _, _, _, inv_chol, _, _, log_det = factors
+        xt, diff, z, weights, log_prob, _, _ = _block_scratch(n_features, n_components)
         for c in range(task * per_task, min((task + 1) * per_task, n_chunks)):
             chunk_stop = min((c + 1) * CHUNK_ROWS, n_used)
             position = c * CHUNK_ROWS
             while position < chunk_stop:
-                pattern = _pattern_of(pattern_starts, position)
-                segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
-                n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
-                _segment_factors(covariances, observed, n_observed, missing, 0, chol, gain,
-                                 inv_chol, regression, cond_cov, log_det)
+                segment_stop, n_observed, _ = _begin_segment(
+                    X_sorted, pattern_starts, position, chunk_stop, covariances, factors, False
+                )
                 for start in range(position, segment_stop, BLOCK_ROWS):
                     n_rows = min(BLOCK_ROWS, segment_stop - start)
                     _load_block(X_sorted, start, n_rows, observed, n_observed, no_weights, xt, weights)
@@ -566,45 +598,30 @@ def impute_missing(X_sorted, order, pattern_starts, means, covariances, log_weig
     per_task = chunks_per_task(n_chunks)
     no_weights = np.empty(0)
     for task in prange((n_chunks + per_task - 1) // per_task):
-        observed = np.empty(n_features, np.intp)
-        missing = np.empty(n_features, np.intp)
-        chol = np.empty((n_features, n_features))
-        gain = np.empty((n_features, n_features))
-        inv_chol = np.empty((n_cov, n_features, n_features))
-        regression = np.empty((n_cov, n_features, n_features))
-        cond_cov = np.empty((n_cov, n_features, n_features))
-        log_det = np.empty(n_cov)
-        xt = np.empty((n_features, BLOCK_ROWS))
-        diff = np.empty((n_features, BLOCK_ROWS))
-        z = np.empty(BLOCK_ROWS)
-        weights = np.empty(BLOCK_ROWS)
-        log_prob = np.empty((n_components, BLOCK_ROWS))
-        log_norm = np.empty(BLOCK_ROWS)
-        total = np.empty(BLOCK_ROWS)
+        factors = _factor_scratch(n_features, n_cov)
+        observed, missing, _, _, _, regression, cond_cov, _ = factors
+        block = _block_scratch(n_features, n_components)
+        xt, _, _, _, prob, _, total = block
         value = np.empty(n_features)
         for c in range(task * per_task, min((task + 1) * per_task, n_chunks)):
             chunk_stop = min((c + 1) * CHUNK_ROWS, n_used)
             position = c * CHUNK_ROWS
             while position < chunk_stop:
-                pattern = _pattern_of(pattern_starts, position)
-                segment_stop = min(pattern_starts[pattern + 1], chunk_stop)
-                n_observed, n_missing = _split_features(X_sorted, position, observed, missing)
-                _segment_factors(covariances, observed, n_observed, missing, n_missing, chol, gain,
-                                 inv_chol, regression, cond_cov, log_det)
+                segment_stop, n_observed, n_missing = _begin_segment(
+                    X_sorted, pattern_starts, position, chunk_stop, covariances, factors, True
+                )
                 if sampling:
                     for q in range(n_cov):
                         _cholesky_in_place(cond_cov[q], n_missing)
                 for start in range(position, segment_stop, BLOCK_ROWS):
                     n_rows = min(BLOCK_ROWS, segment_stop - start)
-                    _load_block(X_sorted, start, n_rows, observed, n_observed, no_weights, xt, weights)
-                    _block_log_probs(xt, n_rows, observed, n_observed, means, log_weights, inv_chol, log_det,
-                                     diff, z, log_prob)
-                    _block_log_norm(log_prob, n_rows, n_components, log_norm, total)
+                    _block_posteriors(X_sorted, start, n_rows, no_weights, means, log_weights, factors, n_observed,
+                                      block)
                     for r in range(n_rows):
                         s = start + r
                         uniform = uniforms[s] if sampling else 0.0
                         normal_start = normal_starts[s] if sampling else 0
-                        _impute_row(r, observed, n_observed, missing, n_missing, means, log_prob, total, xt,
+                        _impute_row(r, observed, n_observed, missing, n_missing, means, prob, total, xt,
                                     regression, cond_cov, uniform, normals, normal_start, sampling, value)
                         row = order[s]
                         for i in range(n_missing):
