@@ -44,6 +44,8 @@ MISSING_CASES = {
         MissingCase("missing_full_100000_d8_k8", "missing", 100_000, 8, 8, "full", 0.2, 3.0),
         MissingCase("missing_diag_100000_d8_k8", "missing", 100_000, 8, 8, "diag", 0.2),
         MissingCase("missing_full_100000_d16_k4", "missing", 100_000, 16, 4, "full", 0.2),
+        # Almost every row has a pattern of its own: the factors cost once per row.
+        MissingCase("missing_full_20000_d32_k4", "missing", 20_000, 32, 4, "full", 0.2),
         MissingCase("missing_impute", "missing_impute", 100_000, 8, 8, "full", 0.2),
         MissingCase("missing_first_fit", "missing_first_fit", 100_000, 8, 4, "full", 0.2),
     ]

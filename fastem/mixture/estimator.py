@@ -304,10 +304,12 @@ class GaussianMixture(EstimatorBase):
         # With missing values, the initialisation runs on X with each NaN
         # replaced by its column's observed mean; the EM iterations then use
         # the exact missing-data E-step.
+        # Rows with no observed value (which the fit leaves out) get weight 0 there.
         X_init = X if incomplete is None else incomplete.filled()
+        init_weight = sample_weight if incomplete is None else incomplete.init_weights()
 
         def initialize(random_state):
-            return self._initial_params(X_init, sample_weight, random_state, inits, reg_covar, resp_eps, float32)
+            return self._initial_params(X_init, init_weight, random_state, inits, reg_covar, resp_eps, float32)
 
         if incomplete is None:
             def estep_hook(params):

@@ -34,15 +34,19 @@ def has_missing(X: np.ndarray) -> bool:
     return math.isnan(total) and bool(np.isnan(X).any())
 
 
-def check_observed_columns(mask: np.ndarray, name: str = "X") -> None:
-    """Raise a ValueError naming the first column of ``name`` in which every entry is missing."""
+def check_observed_columns(mask: np.ndarray, name: str = "X", weighted: bool = False) -> None:
+    """Raise a ValueError naming the first column of ``name`` in which every entry of ``mask`` is missing.
+
+    ``weighted``: ``mask`` holds only the rows of positive weight (the message says so).
+    """
     empty = np.flatnonzero(mask.all(axis=0))
     if empty.size:
         columns = ", ".join(str(int(c)) for c in empty[:5]) + (", ..." if empty.size > 5 else "")
+        where = " in the rows of positive sample_weight" if weighted else ""
         raise ValueError(
-            f"Column {int(empty[0])} of {name} has no observed value (every entry is NaN); columns without "
-            f"observed values: {columns}. A mixture cannot estimate anything about them: drop them before "
-            "fitting."
+            f"Column {int(empty[0])} of {name} has no observed value{where} (every entry is NaN); columns "
+            f"without observed values: {columns}. A mixture cannot estimate anything about them: drop them "
+            "before fitting."
         )
 
 
@@ -132,6 +136,9 @@ class MissingData:
         self.sample_weight = sample_weight
         observed_any = ~self.mask.all(axis=1)
         used = observed_any if sample_weight is None else observed_any & (sample_weight > 0)
+        if sample_weight is not None:
+            check_observed_columns(self.mask[used], weighted=True)
+        self.used = used
         self.n_informative = int(np.count_nonzero(used))
         self.layout = MissingLayout.of_rows(self.mask, np.flatnonzero(used))
         # The kernels read the rows in pattern order: a sorted copy, made once
@@ -166,20 +173,31 @@ class MissingData:
             float(totals[1]) + self.unused_weight,
         )
 
+    def init_weights(self):
+        """The row weights for initialisation: ``sample_weight``, with 0 for the rows left out of the fit.
+
+        A row with no observed value would otherwise enter k-means (or be
+        drawn as a starting point) as the column-mean point. None when every
+        row is used and there is no ``sample_weight``, so that such data
+        consume the random state exactly as complete data do.
+        """
+        if self.used.all():
+            return self.sample_weight
+        weights = np.ones(self.X.shape[0]) if self.sample_weight is None else self.sample_weight.copy()
+        weights[~self.used] = 0.0
+        return weights
+
     def filled(self) -> np.ndarray:
-        """A copy of X with each NaN replaced by its column's (weighted) observed mean, for initialisation."""
+        """A copy of X with each NaN replaced by its column's weighted observed mean, for initialisation.
+
+        The means are over the rows the fit uses, each of which has a
+        positive weight; every column is observed in one of them (checked).
+        """
         X = self.X
-        weights = np.ones(X.shape[0]) if self.sample_weight is None else self.sample_weight
+        weights = np.where(self.used, 1.0 if self.sample_weight is None else self.sample_weight, 0.0)
         observed_weights = np.where(self.mask, 0.0, weights[:, None])
-        zeros = np.where(self.mask, 0.0, X.astype(np.float64))
-        totals = observed_weights.sum(axis=0)
-        # A column observed only in rows of weight 0 falls back to its unweighted mean.
-        plain = (~self.mask).sum(axis=0)
-        column_means = np.where(
-            totals > 0,
-            (observed_weights * zeros).sum(axis=0) / np.where(totals > 0, totals, 1.0),
-            zeros.sum(axis=0) / np.maximum(plain, 1),
-        )
+        values = np.where(self.mask, 0.0, X.astype(np.float64))
+        column_means = (observed_weights * values).sum(axis=0) / observed_weights.sum(axis=0)
         return np.ascontiguousarray(np.where(self.mask, column_means.astype(X.dtype), X))
 
 
@@ -232,4 +250,12 @@ def impute(X: np.ndarray, params: GaussianParams, covariance_type: str, random_s
         layout.sorted_rows(X), layout.order, layout.pattern_starts, means, covariances, log_weights, uniforms, normals,
         normal_starts, out,
     )
+    failed = np.isnan(out[incomplete]).any(axis=1)
+    if failed.any():
+        row = int(incomplete[np.flatnonzero(failed)[0]])
+        raise ValueError(
+            f"Row {row} of X has zero density under every component of the model (its observed values are far "
+            f"outside it), so its missing values cannot be imputed; {int(failed.sum())} row(s) are in this case. "
+            "Check the row, or scale the data as they were scaled for fitting."
+        )
     return out
