@@ -60,8 +60,8 @@ def _as_float_array(value, name: str) -> np.ndarray:
     return array
 
 
-def check_finite(array: np.ndarray, name: str, *, allow_nan: bool = False, estimator_name: str | None = None) -> None:
-    """Raise a ValueError if ``array`` holds infinity, or NaN unless ``allow_nan``.
+def check_finite(array: np.ndarray, name: str, *, allow_nan: bool = False, estimator_name: str | None = None) -> bool:
+    """Raise a ValueError if ``array`` holds infinity, or NaN unless ``allow_nan``; return whether it holds NaN.
 
     ``estimator_name``, if given, is named in the NaN message as not supporting missing values.
     """
@@ -70,13 +70,15 @@ def check_finite(array: np.ndarray, name: str, *, allow_nan: bool = False, estim
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.sum(array, dtype=np.float64) if array.size else 0.0
     if np.isfinite(total):
-        return
-    if not allow_nan and np.isnan(array).any():
+        return False
+    has_nan = bool(np.isnan(array).any())
+    if has_nan and not allow_nan:
         who = f" {estimator_name} does not support missing values." if estimator_name else ""
         raise ValueError(f"Input {name} contains NaN.{who}")
     if np.isinf(array).any():
         raise ValueError(f"Input {name} contains infinity.")
-    # The sum overflowed although every value is finite: nothing to reject.
+    # Otherwise the sum overflowed although every value is finite.
+    return has_nan
 
 
 def check_data(
@@ -86,7 +88,6 @@ def check_data(
     min_samples: int = 1,
     n_features: int | None = None,
     estimator_name: str = "GaussianMixture",
-    allow_nan: bool = False,
 ) -> np.ndarray:
     """Validate a data matrix and return it as a C-contiguous float32/float64 array.
 
@@ -99,14 +100,32 @@ def check_data(
         Fewest rows accepted.
     n_features : int or None
         If given, the number of columns ``X`` must have (the fitted model's).
-    allow_nan : bool
-        Accept NaN entries (missing values); infinity is always rejected.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float32 or float64
         ``X`` itself when it already qualifies, otherwise a converted copy.
     """
+    return _checked_data(X, name, min_samples, n_features, estimator_name, allow_nan=False)[0]
+
+
+def check_data_with_missing(
+    X,
+    *,
+    name: str = "X",
+    min_samples: int = 1,
+    n_features: int | None = None,
+    estimator_name: str = "GaussianMixture",
+) -> tuple[np.ndarray, bool]:
+    """:func:`check_data` for estimators that take NaN as missing values: returns (X, whether X holds NaN).
+
+    Infinity is still rejected. Finding out costs nothing extra when X holds
+    no NaN: the one sum that checks finiteness says so.
+    """
+    return _checked_data(X, name, min_samples, n_features, estimator_name, allow_nan=True)
+
+
+def _checked_data(X, name, min_samples, n_features, estimator_name, *, allow_nan) -> tuple[np.ndarray, bool]:
     array = _as_float_array(X, name)
     if array.ndim != 2:
         kind = {0: "scalar", 1: "1D"}.get(array.ndim, f"{array.ndim}D")
@@ -129,8 +148,8 @@ def check_data(
         raise ValueError(
             f"X has {n_columns} features, but {estimator_name} is expecting {n_features} features as input."
         )
-    check_finite(array, name, allow_nan=allow_nan, estimator_name=estimator_name)
-    return np.ascontiguousarray(array)
+    has_nan = check_finite(array, name, allow_nan=allow_nan, estimator_name=estimator_name)
+    return np.ascontiguousarray(array), has_nan
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:

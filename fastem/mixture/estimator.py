@@ -13,7 +13,7 @@ from fastem._core.estimator import EstimatorBase
 from fastem._core.numba import numba_threads, resolve_n_jobs
 from fastem._core.validation import (
     check_choice,
-    check_data,
+    check_data_with_missing,
     check_int,
     check_random_state,
     check_real,
@@ -263,13 +263,13 @@ class GaussianMixture(EstimatorBase):
         -------
         labels : ndarray of shape (n_samples,)
         """
-        X = self._fit(X, sample_weight)
-        return np.argmax(self._log_prob_of_valid(X), axis=1)
+        X, has_nan = self._fit(X, sample_weight)
+        return np.argmax(self._log_prob_of_valid(X, has_nan), axis=1)
 
-    def _fit(self, X, sample_weight) -> np.ndarray:
-        """Fit and set the fitted attributes; returns the validated X."""
+    def _fit(self, X, sample_weight) -> tuple[np.ndarray, bool]:
+        """Fit and set the fitted attributes; returns the validated X and whether it holds NaN."""
         self._check_parameters()
-        X = check_data(X, min_samples=2, allow_nan=True)
+        X, has_nan = check_data_with_missing(X, min_samples=2)
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
@@ -282,7 +282,7 @@ class GaussianMixture(EstimatorBase):
                 f"sample_weight has {np.count_nonzero(sample_weight)} positive entries, fewer than "
                 f"n_components = {self.n_components}."
             )
-        incomplete = missing.MissingData(X, sample_weight) if missing.has_missing(X) else None
+        incomplete = missing.MissingData(X, sample_weight) if has_nan else None
         if incomplete is not None and incomplete.n_informative < self.n_components:
             raise ValueError(
                 f"X has {incomplete.n_informative} rows with an observed value (and a positive weight), fewer "
@@ -342,7 +342,7 @@ class GaussianMixture(EstimatorBase):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = list(result.lower_bounds)
         self.n_features_in_ = n_features
-        return X
+        return X, has_nan
 
     def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
         weights_init, means_init, precisions_init = inits
@@ -373,15 +373,18 @@ class GaussianMixture(EstimatorBase):
 
     # -- inference ----------------------------------------------------------
 
+    def _checked(self, X) -> tuple[np.ndarray, bool]:
+        """X validated for inference, and whether it holds NaN."""
+        self._check_is_fitted()
+        return check_data_with_missing(X, n_features=self.n_features_in_)
+
     def _weighted_log_prob(self, X) -> np.ndarray:
         """log w_j + log N(x_i) for every row and component; the marginal over observed values for rows with NaN."""
-        self._check_is_fitted()
-        X = check_data(X, n_features=self.n_features_in_, allow_nan=True)
-        return self._log_prob_of_valid(X)
+        return self._log_prob_of_valid(*self._checked(X))
 
-    def _log_prob_of_valid(self, X) -> np.ndarray:
+    def _log_prob_of_valid(self, X, has_nan: bool) -> np.ndarray:
         with numba_threads(resolve_n_jobs(self.n_jobs)):
-            if missing.has_missing(X):
+            if has_nan:
                 return missing.weighted_log_prob(X, self._params(), self.covariance_type)
             return weighted_log_prob(X, self._params(), self.covariance_type)
 
@@ -395,10 +398,9 @@ class GaussianMixture(EstimatorBase):
         -------
         log_prob : ndarray of shape (n_samples,)
         """
-        self._check_is_fitted()
-        X = check_data(X, n_features=self.n_features_in_, allow_nan=True)
-        log_prob = logsumexp(self._log_prob_of_valid(X), axis=1)
-        if missing.has_missing(X):
+        X, has_nan = self._checked(X)
+        log_prob = logsumexp(self._log_prob_of_valid(X, has_nan), axis=1)
+        if has_nan:
             # log sum_j w_j is 0 up to rounding; an all-NaN row's score is exactly log 1.
             log_prob[np.isnan(X).all(axis=1)] = 0.0
         return log_prob
@@ -454,9 +456,10 @@ class GaussianMixture(EstimatorBase):
         X_imputed : ndarray of shape (n_samples, n_features)
             A new array of X's float dtype; observed values are copied unchanged.
         """
-        self._check_is_fitted()
         check_choice(method, "method", ("mean", "sample"))
-        X = check_data(X, n_features=self.n_features_in_, allow_nan=True)
+        X, has_nan = self._checked(X)
+        if not has_nan:
+            return X.copy()
         rng = None
         if method == "sample":
             rng = check_random_state(self.random_state if random_state is None else random_state)

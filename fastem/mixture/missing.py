@@ -14,7 +14,6 @@ Data without NaN never come here: they take the complete-data kernels.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,16 +21,6 @@ import numpy as np
 from fastem.mixture import _missing_kernels
 from fastem.mixture.parameters import GaussianParams, GaussianStats
 from fastem.mixture.steps import _reduce_second
-
-
-def has_missing(X: np.ndarray) -> bool:
-    """True if X (finite apart from NaN, as validated) holds a NaN."""
-    # One sum is cheaper than an isnan pass and allocates nothing; a NaN sum
-    # can also come from finite values that overflow to +inf and -inf, so
-    # only then is the array searched.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.sum(X, dtype=np.float64) if X.size else 0.0
-    return math.isnan(total) and bool(np.isnan(X).any())
 
 
 def check_observed_columns(mask: np.ndarray, name: str = "X", weighted: bool = False) -> None:
