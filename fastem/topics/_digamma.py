@@ -1,0 +1,83 @@
+"""The digamma function as scikit-learn's LDA computes it, and Dirichlet expectations built on it.
+
+scikit-learn's ``LatentDirichletAllocation`` does not use the exact digamma:
+it uses J. Bernardo's Algorithm AS 103 (Applied Statistics, 1976), which
+shifts the argument above 6 with ``psi(x) = psi(x + 1) - 1/x`` and then sums
+the asymptotic series to the ``x**-6`` term. That differs from the exact
+function by up to about 2e-9, and over a fit the difference moves topics by
+1e-7 to 1e-5. A drop-in has to give the same answers, so fastem uses the
+same approximation (the same operations in the same order), written so that
+it vectorises: the shifting loop runs a fixed six times (an argument above
+1e-6 needs at most six shifts) with each step selected, instead of a
+data-dependent ``while``, and the logarithm is the arithmetic
+``log_positive``, within a few ulp of libm's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from fastem._core.fast_math import exp_nonpositive, log_positive
+from fastem._core.numba import helper, kernel
+
+_EULER = 0.577215664901532860606512090082402431
+_SHIFT_ABOVE = 6.0
+
+
+@helper
+def digamma(x):
+    """AS 103 digamma of a positive float64, as scikit-learn's LDA computes it."""
+    if x <= 1e-6:
+        # psi(x) = -EULER - 1/x + O(x)
+        return -_EULER - 1.0 / x
+    result = 0.0
+    for _ in range(6):
+        below = x < _SHIFT_ABOVE
+        result = result - 1.0 / x if below else result
+        x = x + 1.0 if below else x
+    r = 1.0 / x
+    result += log_positive(x) - 0.5 * r
+    r = r * r
+    result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
+    return result
+
+
+@helper
+def expected_proportions(concentrations, out):
+    """out[k] = exp(E[log theta_k]) for theta ~ Dirichlet(concentrations), a vector of positive values."""
+    total = 0.0
+    for k in range(concentrations.shape[0]):
+        total += concentrations[k]
+    digamma_total = digamma(total)
+    for k in range(concentrations.shape[0]):
+        # digamma increases, so the exponent is never positive.
+        out[k] = exp_nonpositive(min(digamma(concentrations[k]) - digamma_total, 0.0))
+
+
+@kernel
+def dirichlet_log_expectation(concentrations, out):
+    """out[i, j] = E[log theta_ij] for each row theta_i ~ Dirichlet(concentrations[i]); rows in parallel."""
+    for i in prange(concentrations.shape[0]):
+        total = 0.0
+        for j in range(concentrations.shape[1]):
+            total += concentrations[i, j]
+        digamma_total = digamma(total)
+        for j in range(concentrations.shape[1]):
+            out[i, j] = digamma(concentrations[i, j]) - digamma_total
+
+
+def digamma_values(x: np.ndarray) -> np.ndarray:
+    """The AS 103 digamma of each element of a float64 array (for tests and the reference)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    flat = x.reshape(1, -1)
+    out = np.empty_like(flat)
+    _digamma_rows(flat, out)
+    return out.reshape(x.shape)
+
+
+@kernel
+def _digamma_rows(x, out):
+    for i in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[i, j] = digamma(x[i, j])

@@ -1,0 +1,168 @@
+"""Per-document kernels of LDA: the variational E-step, the topic-word statistics and the bound.
+
+A corpus arrives as CSR arrays (``indptr``, ``indices``, ``counts``; int64,
+int64, float64, whatever the caller's dtypes, so each kernel compiles once).
+Word-topic tables are held word-major, shape (n_words, n_topics), so the
+topics of one word are contiguous.
+
+Parallel layout, and why results do not depend on the thread count: the
+E-step runs ``prange`` over documents, and each document writes only its own
+rows of the outputs, with the same operations whichever thread runs it. The
+topic-word statistics ``sum_d exp_theta[d] * counts[d, w] / norm[d, w]`` are
+then gathered word by word from a word-major (CSC) index of the corpus: each
+word's row is written by one task that adds its documents in increasing
+order. So there are no per-chunk partial tables to reduce (a table is
+n_words x n_topics, 4 MB at 10,000 x 50) and no order that threads could
+change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from numba import prange
+
+from fastem._core.fast_math import exp_nonpositive, log_positive
+from fastem._core.numba import helper, kernel
+from fastem.topics._digamma import digamma, expected_proportions
+
+
+@helper
+def _gather_topics(word_topic, indices, start, n_words_in_doc, out):
+    """out[:, j] = word_topic[indices[start + j], :]: the document's words, topic-major, contiguous."""
+    n_topics = word_topic.shape[1]
+    for j in range(n_words_in_doc):
+        word = indices[start + j]
+        for k in range(n_topics):
+            out[k, j] = word_topic[word, k]
+
+
+@helper
+def _word_ratios(topics_of_words, counts, start, n_words_in_doc, proportions, eps, out):
+    """out[j] = counts[j] / (sum_k proportions[k] * topics_of_words[k, j] + eps), the words' normalised counts."""
+    for j in range(n_words_in_doc):
+        out[j] = 0.0
+    for k in range(topics_of_words.shape[0]):
+        weight = proportions[k]
+        for j in range(n_words_in_doc):
+            out[j] += weight * topics_of_words[k, j]
+    for j in range(n_words_in_doc):
+        out[j] = counts[start + j] / (out[j] + eps)
+
+
+@helper
+def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions, prior, out):
+    """One fixed-point update: out[k] = prior + proportions[k] * sum_j ratios[j] * topics_of_words[k, j]."""
+    for k in range(topics_of_words.shape[0]):
+        total = 0.0
+        for j in range(n_words_in_doc):
+            total += ratios[j] * topics_of_words[k, j]
+        out[k] = proportions[k] * total + prior
+
+
+@kernel
+def document_topics(indptr, indices, counts, exp_word_topic, start_concentrations, prior, max_updates, tol, eps,
+                    concentrations, proportions, ratios, want_ratios):
+    """The variational E-step of each document, as scikit-learn's ``_update_doc_distribution``.
+
+    For document d, starting from ``start_concentrations[d]`` (gamma), repeat
+    up to ``max_updates`` times: gamma <- prior + exp(E[log theta]) * (W^T
+    (counts / (W exp(E[log theta]) + eps))), where W holds exp(E[log beta])
+    of the document's words; stop once the mean absolute change of gamma is
+    below ``tol``. Writes gamma to ``concentrations[d]``, exp(E[log theta])
+    to ``proportions[d]`` and, when ``want_ratios``, the final normalised
+    counts of the document's words to ``ratios[indptr[d]:indptr[d+1]]``.
+    """
+    n_docs = indptr.shape[0] - 1
+    n_topics = exp_word_topic.shape[1]
+    for d in prange(n_docs):
+        start = indptr[d]
+        n_words_in_doc = indptr[d + 1] - start
+        topics_of_words = np.empty((n_topics, n_words_in_doc))
+        doc_ratios = np.empty(n_words_in_doc)
+        gamma = np.empty(n_topics)
+        updated = np.empty(n_topics)
+        weights = np.empty(n_topics)
+        _gather_topics(exp_word_topic, indices, start, n_words_in_doc, topics_of_words)
+        for k in range(n_topics):
+            gamma[k] = start_concentrations[d, k]
+        expected_proportions(gamma, weights)
+        for _ in range(max_updates):
+            _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, doc_ratios)
+            _update_concentrations(topics_of_words, doc_ratios, n_words_in_doc, weights, prior, updated)
+            expected_proportions(updated, weights)
+            change = 0.0
+            for k in range(n_topics):
+                change += abs(gamma[k] - updated[k])
+                gamma[k] = updated[k]
+            if change / n_topics < tol:
+                break
+        for k in range(n_topics):
+            concentrations[d, k] = gamma[k]
+            proportions[d, k] = weights[k]
+        if want_ratios:
+            _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, doc_ratios)
+            for j in range(n_words_in_doc):
+                ratios[start + j] = doc_ratios[j]
+
+
+@kernel
+def topic_word_statistics(word_starts, word_docs, word_positions, ratios, proportions, out):
+    """out[w, k] = sum over the documents d holding word w of ratios[d, w] * proportions[d, k].
+
+    ``word_starts``/``word_docs``/``word_positions`` are the corpus's
+    word-major index: the entries of word w are ``word_starts[w]`` to
+    ``word_starts[w + 1]``, in increasing document order, each giving its
+    document and its position in the CSR arrays (where ``ratios`` are).
+    """
+    n_topics = out.shape[1]
+    for w in prange(out.shape[0]):
+        for k in range(n_topics):
+            out[w, k] = 0.0
+        for p in range(word_starts[w], word_starts[w + 1]):
+            d = word_docs[p]
+            ratio = ratios[word_positions[p]]
+            for k in range(n_topics):
+                out[w, k] += ratio * proportions[d, k]
+
+
+@helper
+def _log_sum_exp_of_sum(a, b):
+    """log(sum_k exp(a[k] + b[k])), shifted by the largest term."""
+    largest = a[0] + b[0]
+    for k in range(1, a.shape[0]):
+        largest = max(largest, a[k] + b[k])
+    total = 0.0
+    for k in range(a.shape[0]):
+        total += exp_nonpositive(a[k] + b[k] - largest)
+    return largest + log_positive(total)
+
+
+@kernel
+def document_bounds(indptr, indices, counts, concentrations, log_word_topic, prior, out):
+    """Each document's terms of the variational bound (scikit-learn's ``_approx_bound``, per document).
+
+    out[d] = sum_w counts[d, w] log sum_k exp(E[log theta_dk] + E[log beta_kw])
+    + sum_k (prior - gamma_dk) E[log theta_dk] + lgamma(gamma_dk) - lgamma(prior)
+    + lgamma(K prior) - lgamma(sum_k gamma_dk); ``log_word_topic`` is E[log beta], word-major.
+    """
+    n_docs = indptr.shape[0] - 1
+    n_topics = concentrations.shape[1]
+    for d in prange(n_docs):
+        log_theta = np.empty(n_topics)
+        total = 0.0
+        for k in range(n_topics):
+            total += concentrations[d, k]
+        digamma_total = digamma(total)
+        for k in range(n_topics):
+            log_theta[k] = digamma(concentrations[d, k]) - digamma_total
+        score = 0.0
+        for p in range(indptr[d], indptr[d + 1]):
+            score += counts[p] * _log_sum_exp_of_sum(log_theta, log_word_topic[indices[p]])
+        dirichlet = 0.0
+        for k in range(n_topics):
+            gamma = concentrations[d, k]
+            dirichlet += (prior - gamma) * log_theta[k] + (math.lgamma(gamma) - math.lgamma(prior))
+        out[d] = score + dirichlet + (math.lgamma(prior * n_topics) - math.lgamma(total))
