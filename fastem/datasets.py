@@ -59,3 +59,45 @@ def make_blobs(n_samples: int, n_features: int, n_components: int, *, separation
         covariances.append((q * rng.uniform(0.5, 2.0, size=n_features)) @ q.T)
     weights = rng.uniform(1.0, 2.0, size=n_components)
     return make_mixture(n_samples, weights / weights.sum(), means, np.array(covariances), random_state=random_state, dtype=dtype)
+
+
+def make_lda_corpus(n_docs: int, n_words: int, n_topics: int, *, doc_length: float = 150.0,
+                    doc_topic_prior: float = 0.1, topic_word_prior: float = 0.01, random_state=0):
+    """Draw a document-word count matrix from the LDA generative model, with its topics.
+
+    Each topic is a distribution over the vocabulary drawn from
+    Dirichlet(``topic_word_prior``); each document draws its topic
+    proportions from Dirichlet(``doc_topic_prior``) and a length from
+    Poisson(``doc_length``), then each word: a topic from its proportions and
+    a word from that topic.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix of shape (n_docs, n_words), float64 counts
+    topics : ndarray of shape (n_topics, n_words)
+        The topics' word distributions (rows sum to 1).
+    proportions : ndarray of shape (n_docs, n_topics)
+        The documents' topic proportions.
+    """
+    import scipy.sparse
+
+    rng = np.random.default_rng(random_state)
+    topics = rng.dirichlet(np.full(n_words, topic_word_prior), size=n_topics)
+    proportions = rng.dirichlet(np.full(n_topics, doc_topic_prior), size=n_docs)
+    lengths = rng.poisson(doc_length, size=n_docs)
+    docs = np.repeat(np.arange(n_docs), lengths)
+    # Inverse-CDF draws for all tokens at once: each row's cumulative
+    # distribution is offset by its row number, so one sorted array serves every row.
+    topic_cdf = np.cumsum(proportions, axis=1)
+    topic_cdf[:, -1] = 1.0
+    topic_of_token = np.searchsorted((topic_cdf + np.arange(n_docs)[:, None]).ravel(),
+                                     docs + rng.random(docs.size), side="right") - docs * n_topics
+    topic_of_token = np.minimum(topic_of_token, n_topics - 1)
+    word_cdf = np.cumsum(topics, axis=1)
+    word_cdf[:, -1] = 1.0
+    word_of_token = np.searchsorted((word_cdf + np.arange(n_topics)[:, None]).ravel(),
+                                    topic_of_token + rng.random(docs.size), side="right") - topic_of_token * n_words
+    word_of_token = np.minimum(word_of_token, n_words - 1)
+    X = scipy.sparse.csr_matrix((np.ones(docs.size), (docs, word_of_token)), shape=(n_docs, n_words))
+    X.sum_duplicates()
+    return X, topics, proportions

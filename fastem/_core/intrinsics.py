@@ -105,3 +105,16 @@ def prefer_wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+@intrinsic
+def data_address(typingctx, array):
+    """The address of an array's first element, as an int64 (to align scratch buffers)."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        view = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.ptrtoint(view.data, ir.IntType(64))
+
+    return types.int64(array), codegen

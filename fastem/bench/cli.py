@@ -22,6 +22,12 @@ from fastem.bench.missing import (
     run_missing_first_fit_case,
     run_missing_impute_case,
 )
+from fastem.bench.topics import (
+    TOPIC_CASES,
+    run_topics_case,
+    run_topics_first_fit_case,
+    run_topics_threads_case,
+)
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -38,8 +44,11 @@ RUNNERS = {
     "missing": run_missing_case,
     "missing_impute": run_missing_impute_case,
     "missing_first_fit": run_missing_first_fit_case,
+    "topics": run_topics_case,
+    "topics_threads": run_topics_threads_case,
+    "topics_first_fit": run_topics_first_fit_case,
 }
-ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES}
+ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES}
 
 
 def _parse_cases(text: str) -> list:

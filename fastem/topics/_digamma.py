@@ -19,33 +19,39 @@ import numpy as np
 from numba import prange
 
 from fastem._core.fast_math import exp_nonpositive, log_positive
-from fastem._core.numba import helper, kernel
+from fastem._core.intrinsics import prefer_wide_vectors
+from fastem._core.numba import helper, inlined_helper, kernel
 
 _EULER = 0.577215664901532860606512090082402431
 _SHIFT_ABOVE = 6.0
 
 
-@helper
+@inlined_helper
 def digamma(x):
-    """AS 103 digamma of a positive float64, as scikit-learn's LDA computes it."""
-    if x <= 1e-6:
-        # psi(x) = -EULER - 1/x + O(x)
-        return -_EULER - 1.0 / x
+    """AS 103 digamma of a positive float64, as scikit-learn's LDA computes it.
+
+    Branch-free (both cases are computed, then one selected), so that a loop
+    calling it vectorises.
+    """
+    # psi(x) = -EULER - 1/x + O(x) for tiny x.
+    tiny = -_EULER - 1.0 / x
+    shifted = x
     result = 0.0
     for _ in range(6):
-        below = x < _SHIFT_ABOVE
-        result = result - 1.0 / x if below else result
-        x = x + 1.0 if below else x
-    r = 1.0 / x
-    result += log_positive(x) - 0.5 * r
+        below = shifted < _SHIFT_ABOVE
+        result = result - 1.0 / shifted if below else result
+        shifted = shifted + 1.0 if below else shifted
+    r = 1.0 / shifted
+    result += log_positive(shifted) - 0.5 * r
     r = r * r
     result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
-    return result
+    return tiny if x <= 1e-6 else result
 
 
 @helper
 def expected_proportions(concentrations, out):
     """out[k] = exp(E[log theta_k]) for theta ~ Dirichlet(concentrations), a vector of positive values."""
+    prefer_wide_vectors()
     total = 0.0
     for k in range(concentrations.shape[0]):
         total += concentrations[k]

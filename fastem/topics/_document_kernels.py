@@ -25,8 +25,28 @@ import numpy as np
 from numba import prange
 
 from fastem._core.fast_math import exp_nonpositive, log_positive
+from fastem._core.intrinsics import data_address, prefer_wide_vectors
 from fastem._core.numba import helper, kernel
 from fastem.topics._digamma import digamma, expected_proportions
+
+
+# Rows of a document's topic table start on a 64-byte boundary: with AVX-512
+# every load of a misaligned row straddles two cache lines, and the fixed
+# point ran 1.6x slower (1.7 against 1.04 us per update, 50 topics x 133 words).
+_ALIGN_BYTES = 64
+_ALIGN_FLOATS = _ALIGN_BYTES // 8
+
+
+@helper
+def _aligned_row_stride(n_columns):
+    """Row length in float64s, rounded up so that every row of an aligned table starts aligned."""
+    return (n_columns + _ALIGN_FLOATS - 1) // _ALIGN_FLOATS * _ALIGN_FLOATS
+
+
+@helper
+def _aligned_offset(buffer):
+    """Elements to skip so that ``buffer[offset:]`` starts on a 64-byte boundary."""
+    return ((_ALIGN_BYTES - data_address(buffer) % _ALIGN_BYTES) % _ALIGN_BYTES) // 8
 
 
 @helper
@@ -41,10 +61,23 @@ def _gather_topics(word_topic, indices, start, n_words_in_doc, out):
 
 @helper
 def _word_ratios(topics_of_words, counts, start, n_words_in_doc, proportions, eps, out):
-    """out[j] = counts[j] / (sum_k proportions[k] * topics_of_words[k, j] + eps), the words' normalised counts."""
+    """out[j] = counts[j] / (sum_k proportions[k] * topics_of_words[k, j] + eps), the words' normalised counts.
+
+    Four topics per pass over the words: one load and store of ``out`` per
+    four multiply-adds instead of per one (1.3x, measured).
+    """
+    prefer_wide_vectors()
+    n_topics = topics_of_words.shape[0]
     for j in range(n_words_in_doc):
         out[j] = 0.0
-    for k in range(topics_of_words.shape[0]):
+    k = 0
+    while k + 4 <= n_topics:
+        w0, w1, w2, w3 = proportions[k], proportions[k + 1], proportions[k + 2], proportions[k + 3]
+        for j in range(n_words_in_doc):
+            out[j] += (w0 * topics_of_words[k, j] + w1 * topics_of_words[k + 1, j]) + (
+                w2 * topics_of_words[k + 2, j] + w3 * topics_of_words[k + 3, j])
+        k += 4
+    for k in range(k, n_topics):
         weight = proportions[k]
         for j in range(n_words_in_doc):
             out[j] += weight * topics_of_words[k, j]
@@ -54,8 +87,30 @@ def _word_ratios(topics_of_words, counts, start, n_words_in_doc, proportions, ep
 
 @helper
 def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions, prior, out):
-    """One fixed-point update: out[k] = prior + proportions[k] * sum_j ratios[j] * topics_of_words[k, j]."""
-    for k in range(topics_of_words.shape[0]):
+    """One fixed-point update: out[k] = prior + proportions[k] * sum_j ratios[j] * topics_of_words[k, j].
+
+    Four topics per pass over the words, sharing each load of ``ratios``.
+    """
+    prefer_wide_vectors()
+    n_topics = topics_of_words.shape[0]
+    k = 0
+    while k + 4 <= n_topics:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(n_words_in_doc):
+            ratio = ratios[j]
+            s0 += ratio * topics_of_words[k, j]
+            s1 += ratio * topics_of_words[k + 1, j]
+            s2 += ratio * topics_of_words[k + 2, j]
+            s3 += ratio * topics_of_words[k + 3, j]
+        out[k] = proportions[k] * s0 + prior
+        out[k + 1] = proportions[k + 1] * s1 + prior
+        out[k + 2] = proportions[k + 2] * s2 + prior
+        out[k + 3] = proportions[k + 3] * s3 + prior
+        k += 4
+    for k in range(k, n_topics):
         total = 0.0
         for j in range(n_words_in_doc):
             total += ratios[j] * topics_of_words[k, j]
@@ -80,8 +135,13 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
     for d in prange(n_docs):
         start = indptr[d]
         n_words_in_doc = indptr[d + 1] - start
-        topics_of_words = np.empty((n_topics, n_words_in_doc))
-        doc_ratios = np.empty(n_words_in_doc)
+        stride = _aligned_row_stride(n_words_in_doc)
+        table = np.empty(n_topics * stride + _ALIGN_FLOATS)
+        offset = _aligned_offset(table)
+        topics_of_words = table[offset:offset + n_topics * stride].reshape((n_topics, stride))
+        ratio_buffer = np.empty(stride + _ALIGN_FLOATS)
+        offset = _aligned_offset(ratio_buffer)
+        doc_ratios = ratio_buffer[offset:offset + stride]
         gamma = np.empty(n_topics)
         updated = np.empty(n_topics)
         weights = np.empty(n_topics)
