@@ -178,6 +178,7 @@ def run_compile(args) -> int:
     from fastem.hmm.precompile import compile_tasks as hmm_tasks
     from fastem.mixture.precompile import compile_tasks as mixture_tasks
     from fastem.mixture.precompile import missing_value_compile_tasks
+    from fastem.topics.precompile import compile_tasks as topic_tasks
 
     tasks = []
     if "mixture" in args.models:
@@ -189,6 +190,8 @@ def run_compile(args) -> int:
             # HMM emissions use the mixture's float64 log-probability kernels.
             tasks += mixture_tasks(("float64",), args.covariance_types, args.features)
         tasks += hmm_tasks(args.covariance_types)
+    if "topics" in args.models:
+        tasks += topic_tasks()
     print(f"compiling {len(tasks)} kernel specialisations into Numba's cache (see the README for where it lives)")
     start = time.perf_counter()
     done = compile_ahead(tasks)
@@ -198,8 +201,9 @@ def run_compile(args) -> int:
     return 0
 
 
-# "missing": mixtures on data with NaN, whose kernels are separate from the complete-data ones.
-MODELS = ("mixture", "missing", "hmm")
+# "missing": mixtures on data with NaN, whose kernels are separate from the complete-data ones;
+# "topics": LatentDirichletAllocation (one set of kernels for every dtype).
+MODELS = ("mixture", "missing", "hmm", "topics")
 
 
 def main(argv=None) -> int:

@@ -129,6 +129,10 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
     assert "GaussianMixture with missing values (NaN), float32" in fresh.stdout
     for kernel in ("estep_missing", "log_prob_missing", "impute_missing"):
         assert f"    compiled {kernel} in" in fresh.stdout, kernel
+    # And LatentDirichletAllocation's.
+    assert "LatentDirichletAllocation (every dtype and learning method)" in fresh.stdout
+    for kernel in ("document_topics", "topic_word_statistics", "update_topics", "document_bounds"):
+        assert f"    compiled {kernel} in" in fresh.stdout, kernel
 
 
 @pytest.mark.parametrize("arguments, message", [

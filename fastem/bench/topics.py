@@ -89,7 +89,7 @@ def _iterations(model_class, case: TopicCase, X, n_jobs, seed: int):
     else:
         import contextlib
 
-        from joblib import Parallel
+        from sklearn.utils.parallel import Parallel
 
         model._init_latent_vars(X.shape[1], dtype=X.dtype)
         threads = contextlib.nullcontext()

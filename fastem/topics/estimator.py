@@ -264,11 +264,15 @@ class LatentDirichletAllocation(EstimatorBase):
         else:
             weight = float(np.power(self.learning_offset + self.n_batch_iter_, -self.learning_decay))
             scale = float(total_samples) / corpus.n_docs
-        # float64 models are updated in place (as scikit-learn's online update does); others through a copy.
+        # float64 models are updated in place (as scikit-learn's online update
+        # updates components_); others through float64 copies. The E-step is
+        # done with exp_log_words, so the update overwrites it.
         dtype = self.components_.dtype
         concentrations = np.require(self.components_, np.float64, ["C", "W"])
-        exp_topics = np.array(self.exp_dirichlet_component_, dtype=np.float64, order="C")
-        new_exp_log_words = np.empty((corpus.n_words, self.n_components))
+        exp_topics = np.require(self.exp_dirichlet_component_, np.float64, ["C", "W"])
+        if exp_topics is self.exp_dirichlet_component_ and dtype != np.float64:
+            exp_topics = exp_topics.copy()
+        new_exp_log_words = exp_log_words
         update_topics(concentrations, statistics, exp_topics, weight, scale, float(self.topic_word_prior_),
                       new_exp_log_words)
         self.components_ = concentrations.astype(dtype, copy=False)
