@@ -241,7 +241,7 @@ def test_negative_sparse_counts_are_an_error():
 def test_wrong_vocabulary_size_raises_and_leaves_the_model_unchanged(corpus, method):
     model = LatentDirichletAllocation(N_TOPICS, max_iter=2, random_state=0).fit(corpus)
     state = {name: np.copy(value) for name, value in vars(model).items() if name.endswith("_")}
-    with pytest.raises(ValueError, match=f"X has 79 features, but LatentDirichletAllocation is expecting 80"):
+    with pytest.raises(ValueError, match="X has 79 features, but LatentDirichletAllocation is expecting 80"):
         getattr(model, method)(corpus[:, :79])
     for name, value in state.items():
         np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import fastem
 
@@ -31,3 +32,12 @@ def _run_child(code: str, spec: dict, extra_environment=None) -> dict:
     if completed.returncode != 0:
         raise RuntimeError(f"benchmark child process failed:\n{completed.stderr}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def cold_then_warm(code: str, spec: dict) -> tuple[dict, dict]:
+    """Run ``code`` in a fresh interpreter with an empty Numba cache, then again with the cache it filled."""
+    with tempfile.TemporaryDirectory(prefix="fastem-bench-numba-") as cache_dir:
+        environment = {"NUMBA_CACHE_DIR": cache_dir}
+        cold = _run_child(code, spec, environment)
+        warm = _run_child(code, spec, environment)
+    return cold, warm

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastem.bench.cases import Case, Settings, _n_samples_for
-from fastem.bench.child_process import _child_environment, _run_child
+from fastem.bench.child_process import _child_environment, _run_child, cold_then_warm
 from fastem.bench.report import Report, _count, _data_label, _log, _ratio, _times
 
 
@@ -73,10 +73,7 @@ def first_fit_latency(case: Case, n_samples: int, settings: Settings) -> dict:
         seed=settings.seed,
         max_iter=1 + settings.iterations,
     )
-    with tempfile.TemporaryDirectory(prefix="fastem-bench-numba-") as cache_dir:
-        environment = {"NUMBA_CACHE_DIR": cache_dir}
-        cold = _run_child(_FIRST_FIT_CODE, spec, environment)
-        warm = _run_child(_FIRST_FIT_CODE, spec, environment)
+    cold, warm = cold_then_warm(_FIRST_FIT_CODE, spec)
     return {"cold": cold, "warm": warm}
 
 

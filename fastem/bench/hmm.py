@@ -10,7 +10,6 @@ inside functions (it is a ``bench`` extra).
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import numpy as np
 
 import fastem
 from fastem.bench.cases import Settings
-from fastem.bench.child_process import _run_child
+from fastem.bench.child_process import cold_then_warm
 from fastem.bench.report import Report, _log, _ms, _ratio, _times
 from fastem.bench.timing import compute_bound_speedup
 
@@ -235,10 +234,8 @@ def run_hmm_first_fit_case(case: HMMCase, settings: Settings, report: Report) ->
     n_sequences, length = _shape(case, settings)
     spec = dict(n_samples=n_sequences * length, n_features=case.n_features, n_components=case.n_components,
                 covariance_type=case.covariance_type)
-    with tempfile.TemporaryDirectory(prefix="fastem-bench-numba-") as cache_dir:
-        _log(f"{case.name}: fresh processes, cold then warm Numba cache")
-        cold = _run_child(_HMM_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
-        warm = _run_child(_HMM_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
+    _log(f"{case.name}: fresh processes, cold then warm Numba cache")
+    cold, warm = cold_then_warm(_HMM_FIRST_FIT_CODE, spec)
     section = report.section("Gaussian HMM: first fit in a fresh process",
                        "`GaussianHMM(k, covariance_type=...).fit(X)` as a user writes it (default n_iter and tol, "
                        "k-means initialisation) in a new Python process, with an empty `NUMBA_CACHE_DIR` (everything "

@@ -10,7 +10,6 @@ its own).
 
 from __future__ import annotations
 
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 
 import fastem
 from fastem.bench.cases import Settings
-from fastem.bench.child_process import _run_child
+from fastem.bench.child_process import cold_then_warm
 from fastem.bench.hmm import time_pairs
 from fastem.bench.report import Report, _log, _ms, _ratio, _times
 
@@ -193,10 +192,8 @@ def run_missing_first_fit_case(case: MissingCase, settings: Settings, report: Re
     """The first fit on data with NaN in fresh processes, with an empty and then a warm Numba cache."""
     spec = dict(n_samples=_n_samples(case, settings), n_features=case.n_features, n_components=case.n_components,
                 covariance_type=case.covariance_type, missing_fraction=case.missing_fraction)
-    with tempfile.TemporaryDirectory(prefix="fastem-bench-numba-") as cache_dir:
-        _log(f"{case.name}: fresh processes, cold then warm Numba cache")
-        cold = _run_child(_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
-        warm = _run_child(_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
+    _log(f"{case.name}: fresh processes, cold then warm Numba cache")
+    cold, warm = cold_then_warm(_FIRST_FIT_CODE, spec)
     section = report.section(
         "Missing values: first fit in a fresh process",
         "`GaussianMixture(k).fit(X)` on data with NaN as a user writes it (defaults, k-means initialisation on the "

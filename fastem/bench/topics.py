@@ -10,14 +10,13 @@ both sides' topics, so the table also shows how far apart they are.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from fastem.bench.cases import Settings
-from fastem.bench.child_process import _run_child
+from fastem.bench.child_process import cold_then_warm
 from fastem.bench.report import Report, _log, _ratio, _times
 
 
@@ -217,10 +216,8 @@ def run_topics_first_fit_case(case: TopicCase, settings: Settings, report: Repor
     """The first LDA fit in fresh processes, with an empty and then a warm Numba cache."""
     n_docs, n_words = _shape(case, settings)
     spec = dict(n_docs=n_docs, n_words=n_words, n_topics=case.n_topics)
-    with tempfile.TemporaryDirectory(prefix="fastem-bench-numba-") as cache_dir:
-        _log(f"{case.name}: fresh processes, cold then warm Numba cache")
-        cold = _run_child(_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
-        warm = _run_child(_FIRST_FIT_CODE, spec, {"NUMBA_CACHE_DIR": cache_dir})
+    _log(f"{case.name}: fresh processes, cold then warm Numba cache")
+    cold, warm = cold_then_warm(_FIRST_FIT_CODE, spec)
     section = report.section(
         "Topic models: first fit in a fresh process",
         "`LatentDirichletAllocation(k, random_state=0).fit(X)` with the defaults (batch, 10 iterations) in a new "
