@@ -6,8 +6,8 @@ shifts the argument above 6 with ``psi(x) = psi(x + 1) - 1/x`` and then sums
 the asymptotic series to the ``x**-6`` term. That differs from the exact
 function by up to about 2e-9, and over a fit the difference moves topics by
 1e-7 to 1e-5. A drop-in has to give the same answers, so fastem uses the
-same approximation (the same operations in the same order), written so that
-it vectorises: the shifting loop runs a fixed six times (an argument above
+same approximation (the same shifts and series), written so that it
+vectorises: the shifting loop runs a fixed six times (an argument above
 1e-6 needs at most six shifts) with each step selected, instead of a
 data-dependent ``while``, and the logarithm is the arithmetic
 ``log_positive``, within a few ulp of libm's.
@@ -31,18 +31,26 @@ def digamma(x):
     """AS 103 digamma of a positive float64, as scikit-learn's LDA computes it.
 
     Branch-free (both cases are computed, then one selected), so that a loop
-    calling it vectorises.
+    calling it vectorises. The reciprocals of the shifts, ``1/x + 1/(x+1) +
+    ...``, are summed as one fraction ``numerator / denominator`` built with
+    multiplications, so one division serves all six: divisions are the
+    slowest vector instructions, and this made the digamma-bound update of
+    exp(E[log beta]) 1.6x faster. It rounds differently from the sum of
+    reciprocals by a few ulp, far below the approximation's own error.
     """
     # psi(x) = -EULER - 1/x + O(x) for tiny x.
     tiny = -_EULER - 1.0 / x
     shifted = x
-    result = 0.0
+    numerator = 0.0
+    denominator = 1.0
     for _ in range(6):
         below = shifted < _SHIFT_ABOVE
-        result = result - 1.0 / shifted if below else result
+        # numerator/denominator + 1/shifted = (numerator * shifted + denominator) / (denominator * shifted)
+        numerator = numerator * shifted + denominator if below else numerator
+        denominator = denominator * shifted if below else denominator
         shifted = shifted + 1.0 if below else shifted
     r = 1.0 / shifted
-    result += log_positive(shifted) - 0.5 * r
+    result = (log_positive(shifted) - 0.5 * r) - numerator / denominator
     r = r * r
     result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
     return tiny if x <= 1e-6 else result

@@ -26,7 +26,7 @@ from numba import prange
 
 from fastem._core.fast_math import exp_nonpositive, log_positive
 from fastem._core.intrinsics import data_address, prefer_wide_vectors
-from fastem._core.numba import helper, kernel
+from fastem._core.numba import allocating_helper, helper, kernel
 from fastem.topics._digamma import digamma, expected_proportions
 
 
@@ -50,13 +50,20 @@ def _aligned_offset(buffer):
 
 
 @helper
-def _gather_topics(word_topic, indices, start, n_words_in_doc, out):
-    """out[:, j] = word_topic[indices[start + j], :]: the document's words, topic-major, contiguous."""
+def _gather_topics(word_topic, indices, start, n_words_in_doc, out, largest):
+    """out[:, j] = word_topic[indices[start + j], :]: the document's words, topic-major, contiguous.
+
+    ``largest[k]`` receives the largest of topic k's values over the document's words.
+    """
     n_topics = word_topic.shape[1]
+    for k in range(n_topics):
+        largest[k] = 0.0
     for j in range(n_words_in_doc):
         word = indices[start + j]
         for k in range(n_topics):
-            out[k, j] = word_topic[word, k]
+            value = word_topic[word, k]
+            out[k, j] = value
+            largest[k] = max(largest[k], value)
 
 
 @helper
@@ -85,36 +92,62 @@ def _word_ratios(topics_of_words, counts, start, n_words_in_doc, proportions, ep
         out[j] = counts[start + j] / (out[j] + eps)
 
 
+# A topic whose term proportions[k] * sum_j ratios[j] * topics_of_words[k, j]
+# is below this fraction of the prior cannot change ``prior + term``: it is
+# under half an ulp of the prior (2**-54 of it), with a factor 2 to spare
+# for the rounding of the bound itself.
+_NEGLIGIBLE = 2.0 ** -55
+
+
 @helper
-def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions, prior, out):
+def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions, prior, largest, active, out):
     """One fixed-point update: out[k] = prior + proportions[k] * sum_j ratios[j] * topics_of_words[k, j].
 
-    Four topics per pass over the words, sharing each load of ``ratios``.
+    Four topics per pass over the words, sharing each load of ``ratios``
+    (``active`` is scratch for at least n_topics + 3 indices). Topics whose term is provably below half an ulp of ``prior`` get
+    ``prior`` without the pass over the words: the exact result of the sum,
+    bit for bit (all terms are non-negative, so ``proportions[k] *
+    sum(ratios) * largest[k]`` bounds it). Once a document's proportions
+    concentrate on a few topics, most topics are such (their proportions
+    fall to about 1e-20), and this halves the document's remaining work.
     """
     prefer_wide_vectors()
     n_topics = topics_of_words.shape[0]
-    k = 0
-    while k + 4 <= n_topics:
+    ratio_sum = 0.0
+    for j in range(n_words_in_doc):
+        ratio_sum += ratios[j]
+    threshold = prior * _NEGLIGIBLE
+    n_active = 0
+    for k in range(n_topics):
+        if proportions[k] * ratio_sum * largest[k] < threshold:
+            out[k] = prior
+        else:
+            active[n_active] = k
+            n_active += 1
+    # Pad the list to a multiple of four with its last topic (computed again,
+    # to the same value), so that every topic's sum takes the same code path
+    # and rounds the same way whichever topics were skipped.
+    while n_active % 4 != 0:
+        active[n_active] = active[n_active - 1]
+        n_active += 1
+    i = 0
+    while i + 4 <= n_active:
+        k0, k1, k2, k3 = active[i], active[i + 1], active[i + 2], active[i + 3]
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
         for j in range(n_words_in_doc):
             ratio = ratios[j]
-            s0 += ratio * topics_of_words[k, j]
-            s1 += ratio * topics_of_words[k + 1, j]
-            s2 += ratio * topics_of_words[k + 2, j]
-            s3 += ratio * topics_of_words[k + 3, j]
-        out[k] = proportions[k] * s0 + prior
-        out[k + 1] = proportions[k + 1] * s1 + prior
-        out[k + 2] = proportions[k + 2] * s2 + prior
-        out[k + 3] = proportions[k + 3] * s3 + prior
-        k += 4
-    for k in range(k, n_topics):
-        total = 0.0
-        for j in range(n_words_in_doc):
-            total += ratios[j] * topics_of_words[k, j]
-        out[k] = proportions[k] * total + prior
+            s0 += ratio * topics_of_words[k0, j]
+            s1 += ratio * topics_of_words[k1, j]
+            s2 += ratio * topics_of_words[k2, j]
+            s3 += ratio * topics_of_words[k3, j]
+        out[k0] = proportions[k0] * s0 + prior
+        out[k1] = proportions[k1] * s1 + prior
+        out[k2] = proportions[k2] * s2 + prior
+        out[k3] = proportions[k3] * s3 + prior
+        i += 4
 
 
 @kernel
@@ -145,13 +178,16 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
         gamma = np.empty(n_topics)
         updated = np.empty(n_topics)
         weights = np.empty(n_topics)
-        _gather_topics(exp_word_topic, indices, start, n_words_in_doc, topics_of_words)
+        largest = np.empty(n_topics)
+        active = np.empty(n_topics + 3, dtype=np.int64)
+        _gather_topics(exp_word_topic, indices, start, n_words_in_doc, topics_of_words, largest)
         for k in range(n_topics):
             gamma[k] = start_concentrations[d, k]
         expected_proportions(gamma, weights)
         for _ in range(max_updates):
             _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, doc_ratios)
-            _update_concentrations(topics_of_words, doc_ratios, n_words_in_doc, weights, prior, updated)
+            _update_concentrations(topics_of_words, doc_ratios, n_words_in_doc, weights, prior, largest, active,
+                                   updated)
             expected_proportions(updated, weights)
             change = 0.0
             for k in range(n_topics):
@@ -186,6 +222,32 @@ def topic_word_statistics(word_starts, word_docs, word_positions, ratios, propor
             ratio = ratios[word_positions[p]]
             for k in range(n_topics):
                 out[w, k] += ratio * proportions[d, k]
+
+
+@allocating_helper
+def word_major_index(indptr, indices, n_words, word_starts, word_docs, word_positions):
+    """The corpus's entries grouped by word, each word's in increasing document order (a counting sort).
+
+    Fills ``word_starts`` (n_words + 1): the entries of word w are
+    ``word_starts[w]`` to ``word_starts[w + 1]``; ``word_docs`` and
+    ``word_positions`` (nnz each) give each entry's document and its
+    position in the CSR arrays. Serial: one pass to count, one to place;
+    a stable argsort of the indices took 0.7 ms per mini-batch of 128
+    documents, this 0.05.
+    """
+    for w in range(n_words + 1):
+        word_starts[w] = 0
+    for p in range(indices.shape[0]):
+        word_starts[indices[p] + 1] += 1
+    for w in range(n_words):
+        word_starts[w + 1] += word_starts[w]
+    next_slot = word_starts[:n_words].copy()
+    for d in range(indptr.shape[0] - 1):
+        for p in range(indptr[d], indptr[d + 1]):
+            slot = next_slot[indices[p]]
+            next_slot[indices[p]] = slot + 1
+            word_docs[slot] = d
+            word_positions[slot] = p
 
 
 @helper

@@ -57,14 +57,16 @@ class Corpus:
 
         Entries of word w are ``word_starts[w]`` to ``word_starts[w + 1]``;
         each gives its document and its position in the CSR arrays. Built
-        once per corpus (a stable sort of the column indices).
+        once per corpus (a counting sort of the column indices).
         """
         if self._word_index is None:
-            positions = np.argsort(self.indices, kind="stable")
-            doc_of_entry = np.repeat(np.arange(self.n_docs, dtype=np.int64), np.diff(self.indptr))
-            word_starts = np.zeros(self.n_words + 1, dtype=np.int64)
-            np.cumsum(np.bincount(self.indices, minlength=self.n_words), out=word_starts[1:])
-            self._word_index = (word_starts, doc_of_entry[positions], positions.astype(np.int64, copy=False))
+            from fastem.topics._document_kernels import word_major_index
+
+            n_entries = self.indices.shape[0]
+            index = (np.empty(self.n_words + 1, dtype=np.int64), np.empty(n_entries, dtype=np.int64),
+                     np.empty(n_entries, dtype=np.int64))
+            word_major_index(self.indptr, self.indices, self.n_words, *index)
+            self._word_index = index
         return self._word_index
 
 
