@@ -66,28 +66,69 @@ def _gather_topics(word_topic, indices, start, n_words_in_doc, out, largest):
             largest[k] = max(largest[k], value)
 
 
+# A topic whose terms in the words' normalisers add up, at most, to less than
+# this fraction of a normaliser leaves it unchanged to 1/128 of an ulp.
+_BELOW_ROUNDING = 2.0 ** -60
+# Topics are candidates for leaving out when their bound is this far below the largest topic's.
+_CANDIDATE = 2.0 ** -70
+
+
 @helper
-def _word_ratios(topics_of_words, counts, start, n_words_in_doc, proportions, eps, out):
+def _word_ratios(topics_of_words, counts, start, n_words_in_doc, proportions, eps, largest, active, skipped, out):
     """out[j] = counts[j] / (sum_k proportions[k] * topics_of_words[k, j] + eps), the words' normalised counts.
 
     Four topics per pass over the words: one load and store of ``out`` per
     four multiply-adds instead of per one (1.3x, measured).
+
+    Once a document's proportions concentrate on a few topics, the others'
+    ``proportions[k] * largest[k]`` fall to about 1e-24 of the largest.
+    Those topics (below 2**-70 of it) are summed only into the normalisers
+    of the words where, together, they could reach 2**-60 of the
+    normaliser; elsewhere they change it by less than 1/128 of an ulp (a
+    rounding difference of the size that summing in another order makes),
+    and are left out. ``active`` and ``skipped`` are scratch for n_topics
+    indices each.
     """
     prefer_wide_vectors()
     n_topics = topics_of_words.shape[0]
+    strongest = 0.0
+    for k in range(n_topics):
+        strongest = max(strongest, proportions[k] * largest[k])
+    cut = strongest * _CANDIDATE
+    n_active = 0
+    n_skipped = 0
+    skipped_bound = 0.0
+    for k in range(n_topics):
+        bound = proportions[k] * largest[k]
+        if bound < cut:
+            skipped[n_skipped] = k
+            n_skipped += 1
+            skipped_bound += bound
+        else:
+            active[n_active] = k
+            n_active += 1
     for j in range(n_words_in_doc):
         out[j] = 0.0
-    k = 0
-    while k + 4 <= n_topics:
-        w0, w1, w2, w3 = proportions[k], proportions[k + 1], proportions[k + 2], proportions[k + 3]
+    i = 0
+    while i + 4 <= n_active:
+        k0, k1, k2, k3 = active[i], active[i + 1], active[i + 2], active[i + 3]
+        w0, w1, w2, w3 = proportions[k0], proportions[k1], proportions[k2], proportions[k3]
         for j in range(n_words_in_doc):
-            out[j] += (w0 * topics_of_words[k, j] + w1 * topics_of_words[k + 1, j]) + (
-                w2 * topics_of_words[k + 2, j] + w3 * topics_of_words[k + 3, j])
-        k += 4
-    for k in range(k, n_topics):
+            out[j] += (w0 * topics_of_words[k0, j] + w1 * topics_of_words[k1, j]) + (
+                w2 * topics_of_words[k2, j] + w3 * topics_of_words[k3, j])
+        i += 4
+    for i in range(i, n_active):
+        k = active[i]
         weight = proportions[k]
         for j in range(n_words_in_doc):
             out[j] += weight * topics_of_words[k, j]
+    if n_skipped:
+        needs_all = skipped_bound / _BELOW_ROUNDING
+        for j in range(n_words_in_doc):
+            if not out[j] > needs_all:
+                for i in range(n_skipped):
+                    k = skipped[i]
+                    out[j] += proportions[k] * topics_of_words[k, j]
     for j in range(n_words_in_doc):
         out[j] = counts[start + j] / (out[j] + eps)
 
@@ -180,12 +221,14 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
         weights = np.empty(n_topics)
         largest = np.empty(n_topics)
         active = np.empty(n_topics + 3, dtype=np.int64)
+        skipped = np.empty(n_topics, dtype=np.int64)
         _gather_topics(exp_word_topic, indices, start, n_words_in_doc, topics_of_words, largest)
         for k in range(n_topics):
             gamma[k] = start_concentrations[d, k]
         expected_proportions(gamma, weights)
         for _ in range(max_updates):
-            _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, doc_ratios)
+            _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, largest, active, skipped,
+                         doc_ratios)
             _update_concentrations(topics_of_words, doc_ratios, n_words_in_doc, weights, prior, largest, active,
                                    updated)
             expected_proportions(updated, weights)
@@ -199,7 +242,8 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
             concentrations[d, k] = gamma[k]
             proportions[d, k] = weights[k]
         if want_ratios:
-            _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, doc_ratios)
+            _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, largest, active, skipped,
+                         doc_ratios)
             for j in range(n_words_in_doc):
                 ratios[start + j] = doc_ratios[j]
 
