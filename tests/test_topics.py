@@ -167,6 +167,23 @@ def test_integer_counts_give_float64(corpus):
     np.testing.assert_array_equal(model.components_, reference_model.components_)
 
 
+def test_online_fast_path_is_the_full_update_to_the_bit(corpus):
+    # fit and partial_fit of a float64 model compute exp(E[log beta]) only at
+    # the next mini-batch's words; a step by step loop computes every word.
+    options = dict(n_components=N_TOPICS, learning_method="online", batch_size=16, max_iter=2, random_state=0)
+    fast = LatentDirichletAllocation(**options).fit(corpus)
+    stepwise = LatentDirichletAllocation(**options)
+    checked = check_counts(corpus, whom="test")
+    exp_log_words = stepwise._init_latent_vars(checked.n_words, checked.dtype)
+    for _ in range(2):
+        for first in range(0, checked.n_docs, 16):
+            batch = checked.documents(first, min(first + 16, checked.n_docs))
+            exp_log_words = stepwise._em_step(batch, exp_log_words, checked.n_docs, batch_update=False)
+    np.testing.assert_array_equal(fast.components_, stepwise.components_)
+    np.testing.assert_array_equal(fast.exp_dirichlet_component_, stepwise.exp_dirichlet_component_)
+    assert fast.n_batch_iter_ == stepwise.n_batch_iter_
+
+
 # ---------------------------------------------------------------- threads
 
 

@@ -9,8 +9,11 @@ update is ``eta + s`` to the bit. The same kernel then recomputes
 exp(E[log beta]) from the new lambda, in the topic-major layout of the
 ``exp_dirichlet_component_`` attribute and word-major for the next E-step.
 
-Online learning runs this once per mini-batch over the whole (K, V) table,
-so it is laid out for speed: the work runs over blocks of words (the
+Online learning updates lambda once per mini-batch over the whole (K, V)
+table, but the next mini-batch reads exp(E[log beta]) of its own words
+only: a float64 model's online steps compute just those
+(:func:`word_expectations`), and the whole table once at the end of the
+call. The full passes are laid out for speed: the work runs over blocks of words (the
 word-major statistics and output of a block stay in L1 while every topic
 passes over it, and no two threads write the same cache lines), and each
 topic's total is the sum of its per-block totals in block order, so the
@@ -26,7 +29,7 @@ from numba import prange
 
 from fastem._core.fast_math import exp_nonpositive
 from fastem._core.intrinsics import prefer_wide_vectors
-from fastem._core.numba import helper, kernel
+from fastem._core.numba import allocating_helper, helper, kernel
 from fastem.topics._digamma import digamma
 
 _BLOCK_WORDS = 64
@@ -70,22 +73,56 @@ def _expectations_block(concentrations, digamma_totals, first, last, scratch, ex
             exp_log_words[first + i, k] = scratch[k, i]
 
 
-@kernel
-def _fill_expectations(concentrations, block_totals, exp_log_topics, exp_log_words):
-    """The topics' totals from their per-block totals (in block order), then exp(E[log beta]) by blocks."""
-    n_topics, n_words = concentrations.shape
-    n_blocks = block_totals.shape[0]
-    digamma_totals = np.empty(n_topics)
-    for k in range(n_topics):
+@allocating_helper
+def _digamma_totals(block_totals, out):
+    """out[k] = digamma(sum over blocks of block_totals[b, k]), the blocks added in order."""
+    for k in range(out.shape[0]):
         total = 0.0
-        for b in range(n_blocks):
+        for b in range(block_totals.shape[0]):
             total += block_totals[b, k]
-        digamma_totals[k] = digamma(total)
-    for b in prange(n_blocks):
+        out[k] = digamma(total)
+
+
+@kernel
+def _fill_expectations(concentrations, digamma_totals, exp_log_topics, exp_log_words):
+    """exp(E[log beta]) of every word, by blocks of words."""
+    n_topics, n_words = concentrations.shape
+    for b in prange((n_words + _BLOCK_WORDS - 1) // _BLOCK_WORDS):
         first = b * _BLOCK_WORDS
         scratch = np.empty((n_topics, _BLOCK_WORDS))
         _expectations_block(concentrations, digamma_totals, first, min(first + _BLOCK_WORDS, n_words), scratch,
                             exp_log_topics, exp_log_words)
+
+
+@helper
+def _expectations_in_place(values, width, digamma_total):
+    """values[i] <- exp(digamma(values[i]) - digamma_total) for i < width."""
+    prefer_wide_vectors()
+    for i in range(width):
+        values[i] = exp_nonpositive(min(digamma(values[i]) - digamma_total, 0.0))
+
+
+@kernel
+def _fill_listed_words(concentrations, digamma_totals, words, exp_log_topics, exp_log_words):
+    """exp(E[log beta]) of the words ``words`` only (increasing word ids), by blocks of the list."""
+    n_topics = concentrations.shape[0]
+    n_listed = words.shape[0]
+    for b in prange((n_listed + _BLOCK_WORDS - 1) // _BLOCK_WORDS):
+        first = b * _BLOCK_WORDS
+        width = min(first + _BLOCK_WORDS, n_listed) - first
+        scratch = np.empty((n_topics, _BLOCK_WORDS))
+        for k in range(n_topics):
+            # Gather first, then compute on contiguous values: the arithmetic
+            # vectorises only without the indexed loads in its loop.
+            for i in range(width):
+                scratch[k, i] = concentrations[k, words[first + i]]
+            _expectations_in_place(scratch[k], width, digamma_totals[k])
+            for i in range(width):
+                exp_log_topics[k, words[first + i]] = scratch[k, i]
+        for i in range(width):
+            word = words[first + i]
+            for k in range(n_topics):
+                exp_log_words[word, k] = scratch[k, i]
 
 
 @kernel
@@ -113,21 +150,51 @@ def _n_blocks(n_words: int) -> int:
     return (n_words + _BLOCK_WORDS - 1) // _BLOCK_WORDS
 
 
-def update_topics(concentrations, word_statistics, exp_log_topics, weight, scale, prior, exp_log_words):
-    """Update ``concentrations`` (K, V) and ``exp_log_topics`` (K, V) in place; fill ``exp_log_words`` (V, K).
+def update_concentrations(concentrations, word_statistics, exp_log_topics, weight, scale, prior) -> np.ndarray:
+    """Update ``concentrations`` (K, V) in place; return digamma of each topic's new total.
 
     ``word_statistics`` (V, K) are the E-step's statistics, word-major, and
     ``exp_log_topics`` holds exp(E[log beta]) of the parameters that E-step
-    used (read for each word before it is overwritten).
+    used, at least at the words with statistics (elsewhere the statistics
+    are 0, and any finite value gives the same result).
     """
     block_totals = np.empty((_n_blocks(concentrations.shape[1]), concentrations.shape[0]))
     _update_by_blocks(concentrations, word_statistics, exp_log_topics, float(weight), float(scale), float(prior),
                       block_totals)
-    _fill_expectations(concentrations, block_totals, exp_log_topics, exp_log_words)
+    digamma_totals = np.empty(concentrations.shape[0])
+    _digamma_totals(block_totals, digamma_totals)
+    return digamma_totals
+
+
+def update_topics(concentrations, word_statistics, exp_log_topics, weight, scale, prior, exp_log_words):
+    """Update ``concentrations`` and ``exp_log_topics`` (K, V) in place and fill ``exp_log_words`` (V, K).
+
+    The arguments are those of :func:`update_concentrations`; then exp(E[log
+    beta]) of the new lambda, for every word, in both layouts.
+    """
+    digamma_totals = update_concentrations(concentrations, word_statistics, exp_log_topics, weight, scale, prior)
+    _fill_expectations(concentrations, digamma_totals, exp_log_topics, exp_log_words)
+
+
+def topic_digamma_totals(concentrations) -> np.ndarray:
+    """digamma of each topic's total, summed by blocks as the update sums them."""
+    block_totals = np.empty((_n_blocks(concentrations.shape[1]), concentrations.shape[0]))
+    _block_sums(concentrations, block_totals)
+    digamma_totals = np.empty(concentrations.shape[0])
+    _digamma_totals(block_totals, digamma_totals)
+    return digamma_totals
 
 
 def topic_expectations(concentrations, exp_log_topics, exp_log_words):
     """exp(E[log beta]) of lambda (K, V), topic-major into ``exp_log_topics`` and word-major into ``exp_log_words``."""
-    block_totals = np.empty((_n_blocks(concentrations.shape[1]), concentrations.shape[0]))
-    _block_sums(concentrations, block_totals)
-    _fill_expectations(concentrations, block_totals, exp_log_topics, exp_log_words)
+    _fill_expectations(concentrations, topic_digamma_totals(concentrations), exp_log_topics, exp_log_words)
+
+
+def fill_expectations(concentrations, digamma_totals, exp_log_topics, exp_log_words):
+    """exp(E[log beta]) of every word, in both layouts, given digamma of each topic's total."""
+    _fill_expectations(concentrations, digamma_totals, exp_log_topics, exp_log_words)
+
+
+def word_expectations(concentrations, digamma_totals, words, exp_log_topics, exp_log_words):
+    """exp(E[log beta]) at the words ``words`` only, in both layouts (the others are left as they are)."""
+    _fill_listed_words(concentrations, digamma_totals, words, exp_log_topics, exp_log_words)

@@ -52,6 +52,11 @@ class Corpus:
         return Corpus(self.indptr[start:stop + 1] - first, self.indices[first:last], self.counts[first:last],
                       self.n_words, self.dtype)
 
+    def present_words(self) -> np.ndarray:
+        """The words (column indices, increasing) that occur in at least one document."""
+        word_starts = self.word_index()[0]
+        return np.flatnonzero(word_starts[1:] > word_starts[:-1])
+
     def word_index(self):
         """(word_starts, word_docs, word_positions): the entries of each word, in increasing document order.
 

@@ -34,7 +34,13 @@ from fastem._core.numba import numba_threads, resolve_n_jobs
 from fastem._core.validation import check_random_state
 from fastem.topics._digamma import dirichlet_log_expectation
 from fastem.topics._document_kernels import document_bounds, document_topics, topic_word_statistics
-from fastem.topics._topic_word_kernels import topic_expectations, update_topics
+from fastem.topics._topic_word_kernels import (
+    fill_expectations,
+    topic_expectations,
+    update_concentrations,
+    update_topics,
+    word_expectations,
+)
 from fastem.topics.corpus import Corpus, check_counts
 
 # scikit-learn's start for lambda and for each document's gamma: Gamma(shape 100, scale 0.01), mean 1.
@@ -262,7 +268,7 @@ class LatentDirichletAllocation(EstimatorBase):
         if batch_update:
             weight, scale = 1.0, 1.0
         else:
-            weight = float(np.power(self.learning_offset + self.n_batch_iter_, -self.learning_decay))
+            weight = self._online_weight()
             scale = float(total_samples) / corpus.n_docs
         # float64 models are updated in place (as scikit-learn's online update
         # updates components_); others through float64 copies. The E-step is
@@ -278,6 +284,42 @@ class LatentDirichletAllocation(EstimatorBase):
         self.components_ = concentrations.astype(dtype, copy=False)
         self.n_batch_iter_ += 1
         return self._store_exp_topics(exp_topics, new_exp_log_words)
+
+    def _online_weight(self) -> float:
+        """The online step size rho = (learning_offset + n_batch_iter_) ** -learning_decay."""
+        return float(np.power(self.learning_offset + self.n_batch_iter_, -self.learning_decay))
+
+    def _online_pass(self, corpus: Corpus, exp_log_words: np.ndarray, total_samples: float) -> np.ndarray:
+        """One online step per mini-batch of ``batch_size`` documents; returns the new word-major table.
+
+        A float64 model (the attributes C-contiguous and writeable) takes the
+        fast path: each step computes exp(E[log beta]) only at the words of
+        the mini-batch that reads it next, and the whole table is computed
+        once at the end. Every value is computed as the full update computes
+        it, so the result is the same to the bit.
+        """
+        bounds = [(first, min(first + self.batch_size, corpus.n_docs))
+                  for first in range(0, corpus.n_docs, self.batch_size)]
+        native = all(array.dtype == np.float64 and array.flags.c_contiguous and array.flags.writeable
+                     for array in (self.components_, self.exp_dirichlet_component_))
+        if not native:
+            for first, last in bounds:
+                exp_log_words = self._em_step(corpus.documents(first, last), exp_log_words, total_samples,
+                                              batch_update=False)
+            return exp_log_words
+        concentrations, exp_topics = self.components_, self.exp_dirichlet_component_
+        digamma_totals = None  # None: both tables hold every word's value for the current lambda
+        for first, last in bounds:
+            batch = corpus.documents(first, last)
+            if digamma_totals is not None:
+                word_expectations(concentrations, digamma_totals, batch.present_words(), exp_topics, exp_log_words)
+            _, statistics = self._e_step(batch, exp_log_words, want_statistics=True, random_init=True)
+            digamma_totals = update_concentrations(concentrations, statistics, exp_topics, self._online_weight(),
+                                                   float(total_samples) / batch.n_docs, float(self.topic_word_prior_))
+            self.n_batch_iter_ += 1
+        if digamma_totals is not None:
+            fill_expectations(concentrations, digamma_totals, exp_topics, exp_log_words)
+        return exp_log_words
 
     # ------------------------------------------------------------ fitting
 
@@ -301,9 +343,7 @@ class LatentDirichletAllocation(EstimatorBase):
         with numba_threads(resolve_n_jobs(self.n_jobs)):
             for i in range(self.max_iter):
                 if self.learning_method == "online":
-                    for start in range(0, corpus.n_docs, self.batch_size):
-                        batch = corpus.documents(start, min(start + self.batch_size, corpus.n_docs))
-                        exp_log_words = self._em_step(batch, exp_log_words, corpus.n_docs, batch_update=False)
+                    exp_log_words = self._online_pass(corpus, exp_log_words, corpus.n_docs)
                 else:
                     exp_log_words = self._em_step(corpus, exp_log_words, corpus.n_docs, batch_update=True)
                 if self.evaluate_every > 0 and (i + 1) % self.evaluate_every == 0:
@@ -347,9 +387,7 @@ class LatentDirichletAllocation(EstimatorBase):
                 exp_log_words = self._init_latent_vars(corpus.n_words, corpus.dtype)
             else:
                 exp_log_words = self._word_major_exp_topics()
-            for start in range(0, corpus.n_docs, self.batch_size):
-                batch = corpus.documents(start, min(start + self.batch_size, corpus.n_docs))
-                exp_log_words = self._em_step(batch, exp_log_words, self.total_samples, batch_update=False)
+            self._online_pass(corpus, exp_log_words, self.total_samples)
         return self
 
     # ------------------------------------------------------------ inference
