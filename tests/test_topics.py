@@ -67,6 +67,23 @@ def test_digamma_is_scikit_learns_approximation():
     np.testing.assert_allclose(ours - total, theirs, rtol=1e-13, atol=1e-9 * 1e-5)
 
 
+def test_sparse_expected_proportions_equal_the_full_computation():
+    # After an update that left most topics exactly at the prior, only the
+    # others go through digamma and exp; the values must not change at all.
+    from fastem.topics._digamma import expected_proportions, expected_proportions_of_updated
+
+    rng = np.random.default_rng(0)
+    for n_computed in (0, 1, 7, 50):
+        concentrations = np.full(50, 0.02)
+        computed = np.sort(rng.choice(50, n_computed, replace=False)).astype(np.int64)
+        concentrations[computed] = rng.gamma(1.0, 1.0, n_computed)
+        full, sparse, scratch = np.empty(50), np.empty(50), np.empty(50)
+        expected_proportions(concentrations, full)
+        digamma_prior = float(digamma_values(np.array([0.02]))[0])
+        expected_proportions_of_updated(concentrations, 0.02, digamma_prior, computed, n_computed, scratch, sparse)
+        np.testing.assert_array_equal(sparse, full)
+
+
 # ----------------------------------------------------- against the reference
 
 

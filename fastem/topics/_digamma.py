@@ -69,6 +69,32 @@ def expected_proportions(concentrations, out):
         out[k] = exp_nonpositive(min(digamma(concentrations[k]) - digamma_total, 0.0))
 
 
+@helper
+def expected_proportions_of_updated(concentrations, prior, digamma_prior, computed, n_computed, scratch, out):
+    """``expected_proportions`` after an update that set every topic but ``computed[:n_computed]`` to ``prior``.
+
+    Those topics all get exp(digamma(prior) - digamma(total)), computed
+    once; digamma and exp run only on the computed topics (gathered into
+    ``scratch`` so that the loop vectorises). The same values as
+    ``expected_proportions``, to the bit, at a fraction of the cost once a
+    document's proportions concentrate on a few topics.
+    """
+    prefer_wide_vectors()
+    total = 0.0
+    for k in range(concentrations.shape[0]):
+        total += concentrations[k]
+    digamma_total = digamma(total)
+    at_prior = exp_nonpositive(min(digamma_prior - digamma_total, 0.0))
+    for k in range(concentrations.shape[0]):
+        out[k] = at_prior
+    for i in range(n_computed):
+        scratch[i] = concentrations[computed[i]]
+    for i in range(n_computed):
+        scratch[i] = exp_nonpositive(min(digamma(scratch[i]) - digamma_total, 0.0))
+    for i in range(n_computed):
+        out[computed[i]] = scratch[i]
+
+
 @kernel
 def dirichlet_log_expectation(concentrations, out):
     """out[i, j] = E[log theta_ij] for each row theta_i ~ Dirichlet(concentrations[i]); rows in parallel."""

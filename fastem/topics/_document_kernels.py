@@ -27,7 +27,7 @@ from numba import prange
 from fastem._core.fast_math import exp_nonpositive, log_positive
 from fastem._core.intrinsics import data_address, prefer_wide_vectors
 from fastem._core.numba import allocating_helper, helper, kernel
-from fastem.topics._digamma import digamma, expected_proportions
+from fastem.topics._digamma import digamma, expected_proportions, expected_proportions_of_updated
 
 
 # Rows of a document's topic table start on a 64-byte boundary: with AVX-512
@@ -151,6 +151,8 @@ def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions,
     sum(ratios) * largest[k]`` bounds it). Once a document's proportions
     concentrate on a few topics, most topics are such (their proportions
     fall to about 1e-20), and this halves the document's remaining work.
+    Returns the number of topics computed, listed first in ``active``; every
+    other topic's value is exactly ``prior``.
     """
     prefer_wide_vectors()
     n_topics = topics_of_words.shape[0]
@@ -165,6 +167,7 @@ def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions,
         else:
             active[n_active] = k
             n_active += 1
+    n_computed = n_active
     # Pad the list to a multiple of four with its last topic (computed again,
     # to the same value), so that every topic's sum takes the same code path
     # and rounds the same way whichever topics were skipped.
@@ -189,6 +192,7 @@ def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions,
         out[k2] = proportions[k2] * s2 + prior
         out[k3] = proportions[k3] * s3 + prior
         i += 4
+    return n_computed
 
 
 @kernel
@@ -206,6 +210,7 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
     """
     n_docs = indptr.shape[0] - 1
     n_topics = exp_word_topic.shape[1]
+    digamma_prior = digamma(prior)
     for d in prange(n_docs):
         start = indptr[d]
         n_words_in_doc = indptr[d + 1] - start
@@ -222,6 +227,7 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
         largest = np.empty(n_topics)
         active = np.empty(n_topics + 3, dtype=np.int64)
         skipped = np.empty(n_topics, dtype=np.int64)
+        scratch = np.empty(n_topics)
         _gather_topics(exp_word_topic, indices, start, n_words_in_doc, topics_of_words, largest)
         for k in range(n_topics):
             gamma[k] = start_concentrations[d, k]
@@ -229,9 +235,9 @@ def document_topics(indptr, indices, counts, exp_word_topic, start_concentration
         for _ in range(max_updates):
             _word_ratios(topics_of_words, counts, start, n_words_in_doc, weights, eps, largest, active, skipped,
                          doc_ratios)
-            _update_concentrations(topics_of_words, doc_ratios, n_words_in_doc, weights, prior, largest, active,
-                                   updated)
-            expected_proportions(updated, weights)
+            n_computed = _update_concentrations(topics_of_words, doc_ratios, n_words_in_doc, weights, prior,
+                                                largest, active, updated)
+            expected_proportions_of_updated(updated, prior, digamma_prior, active, n_computed, scratch, weights)
             change = 0.0
             for k in range(n_topics):
                 change += abs(gamma[k] - updated[k])
