@@ -131,7 +131,8 @@ def test_verbose_fit_announces_compilation_and_compile_command_fills_the_cache(t
         assert f"    compiled {kernel} in" in fresh.stdout, kernel
     # And LatentDirichletAllocation's.
     assert "LatentDirichletAllocation (every dtype and learning method)" in fresh.stdout
-    for kernel in ("document_topics", "topic_word_statistics", "update_topics", "document_bounds"):
+    for kernel in ("document_topics", "topic_word_statistics", "_update_by_blocks", "_fill_expectations",
+                   "_fill_listed_words", "word_major_index", "document_bounds"):
         assert f"    compiled {kernel} in" in fresh.stdout, kernel
 
 

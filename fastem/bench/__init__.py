@@ -23,8 +23,8 @@ What is measured, per case:
 
 Plus float32 against float64, 1 thread against all, the latency of the
 first fit in a fresh process with a cold and a warm Numba cache, the
-first-fit figures of issue 12 next to their targets, and the Gaussian HMM
-against hmmlearn (``hmm``).
+first-fit figures of issue 12 next to their targets, the Gaussian HMM
+against hmmlearn (``hmm``), and LDA against scikit-learn's (``topics``).
 
 scikit-learn, threadpoolctl and psutil (the ``bench`` extra) are imported
 inside functions, so ``import fastem`` never imports them. The data builders
@@ -43,6 +43,8 @@ One module per concern; this one re-exports their public names:
 * ``hmm``: the Gaussian HMM cases against hmmlearn, threads and first fit;
 * ``missing``: data with missing values against the same rows complete,
   imputation, first fit;
+* ``topics``: LatentDirichletAllocation against scikit-learn's, threads,
+  first fit;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -58,6 +60,7 @@ from fastem.bench.cases import (
     initial_parameters,
     make_data,
 )
+from fastem.bench.child_process import cold_then_warm
 from fastem.bench.cli import ALL_CASES, RUNNERS, build_parser, main
 from fastem.bench.comparisons import run_dtype_case, run_em_case, run_threads_case
 from fastem.bench.first_fit import (
@@ -94,6 +97,17 @@ from fastem.bench.missing import (
     run_missing_impute_case,
 )
 from fastem.bench.memory import peak_memory
+from fastem.bench.topics import (
+    TOPIC_CASES,
+    TOPIC_COLUMNS,
+    TOPIC_FIRST_FIT_COLUMNS,
+    TOPIC_THREAD_COLUMNS,
+    TopicCase,
+    corpus_for,
+    run_topics_case,
+    run_topics_first_fit_case,
+    run_topics_threads_case,
+)
 from fastem.bench.report import (
     DTYPE_COLUMNS,
     EM_COLUMNS,
@@ -142,6 +156,10 @@ __all__ = [
     "QUICK",
     "RUNNERS",
     "THREAD_COLUMNS",
+    "TOPIC_CASES",
+    "TOPIC_COLUMNS",
+    "TOPIC_FIRST_FIT_COLUMNS",
+    "TOPIC_THREAD_COLUMNS",
     "Case",
     "FirstFitTarget",
     "FitResult",
@@ -152,9 +170,12 @@ __all__ = [
     "Section",
     "Settings",
     "Timing",
+    "TopicCase",
     "build_parser",
     "busy_tasks",
+    "cold_then_warm",
     "compute_bound_speedup",
+    "corpus_for",
     "first_fit_latency",
     "first_fit_target_rows",
     "first_fit_targets",
@@ -180,6 +201,9 @@ __all__ = [
     "run_missing_first_fit_case",
     "run_missing_impute_case",
     "run_threads_case",
+    "run_topics_case",
+    "run_topics_first_fit_case",
+    "run_topics_threads_case",
     "time_alternating",
     "time_naive",
     "time_pairs",

@@ -162,7 +162,7 @@ def run_topics_case(case: TopicCase, settings: Settings, report: Report) -> None
     ])
 
 
-THREAD_COLUMNS = ["case", "1 thread s/iter", "2 threads s/iter", "speed-up", "target", "bit-identical topics"]
+TOPIC_THREAD_COLUMNS = ["case", "1 thread s/iter", "2 threads s/iter", "speed-up", "target", "bit-identical topics"]
 
 
 def run_topics_threads_case(case: TopicCase, settings: Settings, report: Report) -> None:
@@ -184,7 +184,7 @@ def run_topics_threads_case(case: TopicCase, settings: Settings, report: Report)
     section = report.section(
         "Topic models: threads",
         f"The first batch iteration of fastem's LDA on 1 and on 2 threads, the median of {repeats} repeats in which "
-        "the two alternate; the topics after the iterations are compared bit for bit.", THREAD_COLUMNS)
+        "the two alternate; the topics after the iterations are compared bit for bit.", TOPIC_THREAD_COLUMNS)
     section.rows.append([_label(case, settings), f"{one:.2f}", f"{two:.2f}", _times(_ratio(one, two)), ">= 1.8x",
                          "yes" if identical else "no"])
 
@@ -208,7 +208,7 @@ result["again"], _ = timed(fit)
 print(json.dumps(result))
 """
 
-FIRST_FIT_COLUMNS = ["case", "first fit s (cold cache)", "first fit s (warm cache)", "same fit again s",
+TOPIC_FIRST_FIT_COLUMNS = ["case", "first fit s (cold cache)", "first fit s (warm cache)", "same fit again s",
                      "transform after the first fit s (cold)"]
 
 
@@ -223,7 +223,7 @@ def run_topics_first_fit_case(case: TopicCase, settings: Settings, report: Repor
         "`LatentDirichletAllocation(k, random_state=0).fit(X)` with the defaults (batch, 10 iterations) in a new "
         "Python process, with an empty `NUMBA_CACHE_DIR` (everything compiled) and then the same directory (warm); "
         "`import fastem` and building X are not timed. The kernels compile once for every dtype and size: the "
-        "counts are read as float64.", FIRST_FIT_COLUMNS)
+        "counts are read as float64.", TOPIC_FIRST_FIT_COLUMNS)
     section.rows.append([
         f"{n_docs:,} docs, vocabulary {n_words:,}, {case.n_topics} topics", f"{cold['first']:.2f}",
         f"{warm['first']:.2f}", f"{warm['again']:.3f}", f"{cold['transform']:.2f}",
