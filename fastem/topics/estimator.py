@@ -448,8 +448,9 @@ class LatentDirichletAllocation(EstimatorBase):
         bound = self._approx_bound(corpus, concentrations, sub_sampling)
         word_count = corpus.total_count
         if word_count == 0.0:
-            # Documents without a single word: the per-word bound is -inf/0, and
-            # the perplexity infinite (scikit-learn's value too, with a warning).
+            # Documents without a single word: no per-word bound exists. fastem
+            # says infinite perplexity; scikit-learn computes 0/0 here and
+            # returns NaN with a RuntimeWarning, which would put NaN in bound_.
             return float("inf")
         if sub_sampling:
             word_count *= float(self.total_samples) / corpus.n_docs
