@@ -16,6 +16,7 @@ from fastem import LatentDirichletAllocation, reference
 from fastem.datasets import make_lda_corpus
 from fastem.exceptions import NotFittedError
 from fastem.topics._digamma import digamma_values
+from fastem._core.numba import max_threads
 from fastem.topics.corpus import check_counts
 
 sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
@@ -146,7 +147,8 @@ def test_same_answers_as_scikit_learn(corpus, learning_method, container):
 
 
 def test_partial_fit_same_answers_as_scikit_learn(corpus):
-    options = dict(n_components=N_TOPICS, batch_size=50, total_samples=500, learning_offset=5.0, random_state=2)
+    # batch_size 16: each call is several mini-batches, so the lazy exp(E[log beta]) runs in partial_fit too.
+    options = dict(n_components=N_TOPICS, batch_size=16, total_samples=500, learning_offset=5.0, random_state=2)
     theirs, ours = SklearnLDA(**options), LatentDirichletAllocation(**options)
     for start in range(0, 120, 40):
         theirs.partial_fit(corpus[start:start + 40])
@@ -201,10 +203,107 @@ def test_online_fast_path_is_the_full_update_to_the_bit(corpus):
     assert fast.n_batch_iter_ == stepwise.n_batch_iter_
 
 
+def test_partial_fit_fast_path_is_the_full_update_to_the_bit(corpus):
+    # Two partial_fit calls on a model (the second starts from the fitted
+    # attributes), each of several mini-batches, against the step by step loop.
+    fast = LatentDirichletAllocation(N_TOPICS, batch_size=16, total_samples=400, random_state=0)
+    fast.partial_fit(corpus[:60])
+    held = fast.exp_dirichlet_component_
+    held_copy = held.copy()
+    fast.partial_fit(corpus[60:])
+    np.testing.assert_array_equal(held, held_copy)  # the array users held is not written to
+    stepwise = LatentDirichletAllocation(N_TOPICS, batch_size=16, total_samples=400, random_state=0)
+    exp_log_words = None
+    for part in (corpus[:60], corpus[60:]):
+        checked = check_counts(part, whom="test")
+        if exp_log_words is None:
+            exp_log_words = stepwise._init_latent_vars(checked.n_words, checked.dtype)
+        for first in range(0, checked.n_docs, 16):
+            batch = checked.documents(first, min(first + 16, checked.n_docs))
+            exp_log_words = stepwise._em_step(batch, exp_log_words, 400, batch_update=False)
+    np.testing.assert_array_equal(fast.components_, stepwise.components_)
+    np.testing.assert_array_equal(fast.exp_dirichlet_component_, stepwise.exp_dirichlet_component_)
+
+
+@pytest.fixture(scope="module")
+def many_topics():
+    """30 topics; with doc_topic_prior=0.01 documents concentrate, and the kernels skip negligible topics."""
+    X, _, _ = make_lda_corpus(90, 150, 30, doc_length=60, doc_topic_prior=0.05, random_state=3)
+    return X
+
+
+@pytest.mark.parametrize("learning_method", ["batch", "online"])
+def test_same_answers_as_scikit_learn_when_topics_are_skipped(many_topics, learning_method):
+    options = dict(n_components=30, learning_method=learning_method, batch_size=30, max_iter=3,
+                   doc_topic_prior=0.01, random_state=0)
+    theirs = SklearnLDA(**options).fit(many_topics)
+    ours = LatentDirichletAllocation(**options).fit(many_topics)
+    _tight(ours.components_, theirs.components_)
+    _tight(ours.transform(many_topics), theirs.transform(many_topics))
+    assert ours.score(many_topics) == pytest.approx(theirs.score(many_topics), rel=1e-9)
+    # The documents reached the regime of the shortcuts: topics exactly at
+    # the prior, with proportions below 1e-20 of their document's largest.
+    gamma = ours.transform(many_topics, normalize=False)
+    assert (gamma == ours.doc_topic_prior_).sum() > gamma.size // 10
+    log_theta = reference._lda_log_expectation(gamma)
+    assert (log_theta - log_theta.max(axis=1, keepdims=True) < np.log(1e-20)).any()
+
+
+def test_e_step_matches_the_naive_reference_when_topics_are_skipped(many_topics):
+    model = LatentDirichletAllocation(30, max_iter=3, doc_topic_prior=0.01, random_state=0).fit(many_topics)
+    dense = many_topics.toarray()
+    gamma, _ = reference.lda_e_step(dense, model.components_, model.doc_topic_prior_, np.ones((dense.shape[0], 30)))
+    _tight(model.transform(many_topics, normalize=False), gamma)
+
+
+@pytest.mark.parametrize("options", [dict(max_iter=0), dict(max_doc_update_iter=0),
+                                     dict(learning_method="online", max_doc_update_iter=1)])
+def test_edge_settings_same_answers_as_scikit_learn(corpus, options):
+    options = {**dict(n_components=N_TOPICS, batch_size=40, max_iter=2, random_state=0), **options}
+    theirs = SklearnLDA(**options).fit(corpus)
+    ours = LatentDirichletAllocation(**options).fit(corpus)
+    _tight(ours.components_, theirs.components_)
+    assert ours.bound_ == pytest.approx(theirs.bound_, rel=1e-9)
+
+
+def test_float32_partial_fit_stays_close_to_scikit_learn(corpus):
+    X32 = corpus.astype(np.float32)
+    options = dict(n_components=N_TOPICS, batch_size=16, total_samples=300, random_state=0)
+    theirs, ours = SklearnLDA(**options), LatentDirichletAllocation(**options)
+    for part in (X32[:60], X32[60:]):
+        theirs.partial_fit(part)
+        ours.partial_fit(part)
+    assert ours.components_.dtype == np.float32
+    _tight(ours.components_, theirs.components_, rtol=1e-4)
+
+
+def test_topics_come_from_the_fitted_model_not_n_components(corpus):
+    model = LatentDirichletAllocation(N_TOPICS, max_iter=2, random_state=0).fit(corpus)
+    before = model.transform(corpus)
+    model.set_params(n_components=2)  # scikit-learn keeps using the fitted topics too
+    np.testing.assert_array_equal(model.transform(corpus), before)
+    assert np.isfinite(model.score(corpus))
+
+
+def test_inconsistent_fitted_tables_are_an_error(corpus):
+    model = LatentDirichletAllocation(N_TOPICS, max_iter=1, random_state=0).fit(corpus)
+    model.exp_dirichlet_component_ = model.exp_dirichlet_component_[:, :40]
+    for method in ("transform", "partial_fit"):
+        with pytest.raises(ValueError, match="exp_dirichlet_component_ has shape"):
+            getattr(model, method)(corpus)
+
+
+def test_malformed_sparse_indices_are_an_error():
+    X = scipy.sparse.csr_matrix((np.array([1.0]), np.array([5]), np.array([0, 1])), shape=(1, 3))
+    with pytest.raises(ValueError, match="column index lies outside"):
+        LatentDirichletAllocation(2).fit(X)
+
+
 # ---------------------------------------------------------------- threads
 
 
 @pytest.mark.parametrize("learning_method", ["batch", "online"])
+@pytest.mark.skipif(max_threads() < 2, reason="needs two Numba threads to compare with one")
 def test_bit_identical_for_any_thread_count(corpus, learning_method):
     models = [LatentDirichletAllocation(N_TOPICS, learning_method=learning_method, batch_size=40, max_iter=3,
                                         random_state=0, n_jobs=n_jobs).fit(corpus) for n_jobs in (1, 2)]
@@ -274,11 +373,15 @@ def test_negative_sparse_counts_are_an_error():
 @pytest.mark.parametrize("method", ["transform", "score", "perplexity", "partial_fit"])
 def test_wrong_vocabulary_size_raises_and_leaves_the_model_unchanged(corpus, method):
     model = LatentDirichletAllocation(N_TOPICS, max_iter=2, random_state=0).fit(corpus)
-    state = {name: np.copy(value) for name, value in vars(model).items() if name.endswith("_")}
+    state = {name: np.copy(value) for name, value in vars(model).items()
+             if name.endswith("_") and name != "random_state_"}
+    random_state = model.random_state_.get_state()
     with pytest.raises(ValueError, match="X has 79 features, but LatentDirichletAllocation is expecting 80"):
         getattr(model, method)(corpus[:, :79])
     for name, value in state.items():
         np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+    for before, after in zip(random_state, model.random_state_.get_state()):
+        np.testing.assert_array_equal(before, after)  # no draw was made
 
 
 @pytest.mark.parametrize("method", ["transform", "score", "perplexity", "get_feature_names_out"])
@@ -295,8 +398,12 @@ def test_unfitted_model_raises(corpus, method):
     ("verbose", "yes"),
 ])
 def test_invalid_parameters_name_themselves(corpus, name, value):
-    with pytest.raises(ValueError, match=f"'{name}' parameter of LatentDirichletAllocation|n_jobs"):
+    expected = "n_jobs must be a non-zero integer" if value == 0 and name == "n_jobs" else \
+        f"The '{name}' parameter of LatentDirichletAllocation must be"
+    with pytest.raises(ValueError, match=expected) as raised:
         LatentDirichletAllocation(**{name: value}).fit(corpus)
+    if expected.startswith("The"):
+        assert isinstance(raised.value, TypeError)  # as scikit-learn's InvalidParameterError
 
 
 def test_precomputed_distribution_shapes_are_checked(corpus):

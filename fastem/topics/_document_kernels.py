@@ -150,7 +150,7 @@ def _update_concentrations(topics_of_words, ratios, n_words_in_doc, proportions,
     bit for bit (all terms are non-negative, so ``proportions[k] *
     sum(ratios) * largest[k]`` bounds it). Once a document's proportions
     concentrate on a few topics, most topics are such (their proportions
-    fall to about 1e-20), and this halves the document's remaining work.
+    fall to about 1e-24 of the largest), and this halves the document's remaining work.
     Returns the number of topics computed, listed first in ``active``; every
     other topic's value is exactly ``prior``.
     """

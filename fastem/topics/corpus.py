@@ -114,6 +114,10 @@ def check_counts(X, *, whom: str, dtype=None, n_words: int | None = None, name: 
             matrix.sum_duplicates()  # also sorts the indices, in the copy
         values = matrix.data
         input_dtype = matrix.dtype
+        if matrix.nnz and (matrix.indices.min() < 0 or matrix.indices.max() >= matrix.shape[1]):
+            raise ValueError(
+                f"{name} is a malformed sparse matrix: a column index lies outside 0..{matrix.shape[1] - 1}."
+            )
     else:
         array = _as_float_array(X, name)
         if array.ndim != 2:
@@ -146,10 +150,12 @@ def check_counts(X, *, whom: str, dtype=None, n_words: int | None = None, name: 
         dtype = input_dtype if input_dtype in (np.float32, np.float64) else np.float64
     if matrix is None:
         matrix = scipy.sparse.csr_matrix(values)  # keeps the nonzero entries only
+    # Writeable arrays (copied only if not, e.g. a read-only memmap): Numba
+    # compiles read-only arrays as types of their own.
     return Corpus(
-        np.asarray(matrix.indptr, dtype=np.int64),
-        np.asarray(matrix.indices, dtype=np.int64),
-        np.asarray(matrix.data, dtype=np.float64),
+        np.require(matrix.indptr, np.int64, ["C", "W"]),
+        np.require(matrix.indices, np.int64, ["C", "W"]),
+        np.require(matrix.data, np.float64, ["C", "W"]),
         n_columns,
         dtype,
     )

@@ -48,9 +48,13 @@ _INIT_SHAPE = 100.0
 _INIT_SCALE = 1.0 / _INIT_SHAPE
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """An invalid constructor parameter; like scikit-learn's class of the same name, both a ValueError and a TypeError."""
+
+
 def _invalid(name: str, requirement: str, value) -> ValueError:
     # scikit-learn's InvalidParameterError wording, which callers match.
-    return ValueError(f"The {name!r} parameter of LatentDirichletAllocation must be {requirement}. Got {value!r} instead.")
+    return InvalidParameterError(f"The {name!r} parameter of LatentDirichletAllocation must be {requirement}. Got {value!r} instead.")
 
 
 def _is_int(value) -> bool:
@@ -182,7 +186,7 @@ class LatentDirichletAllocation(EstimatorBase):
             raise _invalid("learning_method", "a str among {'batch', 'online'}", self.learning_method)
         if not (_is_real(self.learning_decay) and 0.0 <= self.learning_decay <= 1.0):
             raise _invalid("learning_decay", "a float in the range [0, 1]", self.learning_decay)
-        if not (_is_real(self.learning_offset) and 1.0 <= self.learning_offset < np.inf):
+        if not (_is_real(self.learning_offset) and 1.0 <= self.learning_offset):
             raise _invalid("learning_offset", "a float in the range [1.0, inf)", self.learning_offset)
         for name, lowest in (("max_iter", 0), ("max_doc_update_iter", 0), ("batch_size", 1)):
             value = getattr(self, name)
@@ -191,21 +195,41 @@ class LatentDirichletAllocation(EstimatorBase):
                 raise _invalid(name, f"an int in the range {bounds}", value)
         if not _is_int(self.evaluate_every):
             raise _invalid("evaluate_every", "an int", self.evaluate_every)
-        if not (_is_real(self.total_samples) and 0.0 < self.total_samples < np.inf):
+        if not (_is_real(self.total_samples) and 0.0 < self.total_samples):
             raise _invalid("total_samples", "a float in the range (0, inf)", self.total_samples)
         for name in ("perp_tol", "mean_change_tol"):
             value = getattr(self, name)
-            if not (_is_real(value) and 0.0 <= value < np.inf):
+            if not (_is_real(value) and 0.0 <= value):  # inf allowed, as scikit-learn allows it
                 raise _invalid(name, "a float in the range [0, inf)", value)
         if self.n_jobs is not None and not _is_int(self.n_jobs):
             raise _invalid("n_jobs", "an int or None", self.n_jobs)
-        if not (isinstance(self.verbose, (bool, np.bool_)) or _is_int(self.verbose)):
-            raise _invalid("verbose", "an int or a bool", self.verbose)
+        if not (isinstance(self.verbose, (bool, np.bool_)) or (_is_int(self.verbose) and self.verbose >= 0)):
+            raise _invalid("verbose", "an int in the range [0, inf) or a bool", self.verbose)
         resolve_n_jobs(self.n_jobs)  # n_jobs=0 is an error
+
+    def _check_fitted_tables(self) -> None:
+        """Raise a ValueError unless ``components_`` and ``exp_dirichlet_component_`` are consistent 2-D tables.
+
+        The kernels take the number of topics and words from these arrays
+        (not from ``n_components``, which ``set_params`` may have changed since
+        the fit, as in scikit-learn), and they do not check bounds: arrays a
+        user set must agree before any kernel reads them.
+        """
+        for name in ("components_", "exp_dirichlet_component_"):
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind != "f" or 0 in value.shape:
+                raise ValueError(f"{name} must be a non-empty 2-D float array (topics x words); got "
+                                 f"{type(value).__name__} {getattr(value, 'shape', '')}.")
+        if self.exp_dirichlet_component_.shape != self.components_.shape:
+            raise ValueError(
+                f"exp_dirichlet_component_ has shape {self.exp_dirichlet_component_.shape} but components_ has "
+                f"shape {self.components_.shape}; they must agree (topics x words)."
+            )
 
     def _checked(self, X, whom: str) -> Corpus:
         """X as a Corpus in the fitted model's precision, with its vocabulary size checked."""
         self._check_is_fitted()
+        self._check_fitted_tables()
         return check_counts(X, whom=f"LatentDirichletAllocation.{whom}", dtype=self.components_.dtype,
                             n_words=self.components_.shape[1])
 
@@ -240,8 +264,11 @@ class LatentDirichletAllocation(EstimatorBase):
         return np.ascontiguousarray(np.asarray(self.exp_dirichlet_component_, dtype=np.float64).T)
 
     def _e_step(self, corpus: Corpus, exp_log_words: np.ndarray, *, want_statistics: bool, random_init: bool):
-        """Each document's gamma (n_docs, K) float64, and the word-major statistics (V, K) if wanted."""
-        n_topics = self.n_components
+        """Each document's gamma (n_docs, K) float64, and the word-major statistics (V, K) if wanted.
+
+        K is the fitted tables' (``exp_log_words`` is (V, K)), not ``n_components``.
+        """
+        n_topics = exp_log_words.shape[1]
         if random_init:
             start = self.random_state_.gamma(_INIT_SHAPE, _INIT_SCALE, (corpus.n_docs, n_topics))
             start = start.astype(corpus.dtype, copy=False).astype(np.float64, copy=False)
@@ -278,9 +305,9 @@ class LatentDirichletAllocation(EstimatorBase):
         # done with exp_log_words, so the update overwrites it.
         dtype = self.components_.dtype
         concentrations = np.require(self.components_, np.float64, ["C", "W"])
-        exp_topics = np.require(self.exp_dirichlet_component_, np.float64, ["C", "W"])
-        if exp_topics is self.exp_dirichlet_component_ and dtype != np.float64:
-            exp_topics = exp_topics.copy()
+        # A new exp(E[log beta]) table each step, as scikit-learn assigns one:
+        # the previous array, which users may hold, is left as it was.
+        exp_topics = np.array(self.exp_dirichlet_component_, dtype=np.float64, order="C")
         new_exp_log_words = exp_log_words
         update_topics(concentrations, statistics, exp_topics, weight, scale, float(self.topic_word_prior_),
                       new_exp_log_words)
@@ -310,18 +337,27 @@ class LatentDirichletAllocation(EstimatorBase):
                 exp_log_words = self._em_step(corpus.documents(first, last), exp_log_words, total_samples,
                                               batch_update=False)
             return exp_log_words
-        concentrations, exp_topics = self.components_, self.exp_dirichlet_component_
+        # A new exp(E[log beta]) table for the call (the previous array, which
+        # users may hold, is left as it was); lambda is updated in place, as
+        # scikit-learn's online update updates components_.
+        concentrations = self.components_
+        exp_topics = self.exp_dirichlet_component_ = self.exp_dirichlet_component_.copy()
         digamma_totals = None  # None: both tables hold every word's value for the current lambda
-        for first, last in bounds:
-            batch = corpus.documents(first, last)
+        try:
+            for first, last in bounds:
+                batch = corpus.documents(first, last)
+                if digamma_totals is not None:
+                    word_expectations(concentrations, digamma_totals, batch.present_words(), exp_topics,
+                                      exp_log_words)
+                _, statistics = self._e_step(batch, exp_log_words, want_statistics=True, random_init=True)
+                digamma_totals = update_concentrations(concentrations, statistics, exp_topics, self._online_weight(),
+                                                       float(total_samples) / batch.n_docs,
+                                                       float(self.topic_word_prior_))
+                self.n_batch_iter_ += 1
+        finally:
+            # Also when interrupted: the attribute then matches the steps taken.
             if digamma_totals is not None:
-                word_expectations(concentrations, digamma_totals, batch.present_words(), exp_topics, exp_log_words)
-            _, statistics = self._e_step(batch, exp_log_words, want_statistics=True, random_init=True)
-            digamma_totals = update_concentrations(concentrations, statistics, exp_topics, self._online_weight(),
-                                                   float(total_samples) / batch.n_docs, float(self.topic_word_prior_))
-            self.n_batch_iter_ += 1
-        if digamma_totals is not None:
-            fill_expectations(concentrations, digamma_totals, exp_topics, exp_log_words)
+                fill_expectations(concentrations, digamma_totals, exp_topics, exp_log_words)
         return exp_log_words
 
     # ------------------------------------------------------------ fitting
@@ -383,6 +419,7 @@ class LatentDirichletAllocation(EstimatorBase):
         if first_time:
             corpus = check_counts(X, whom="LatentDirichletAllocation.partial_fit")
         else:
+            self._check_fitted_tables()
             corpus = check_counts(X, whom="LatentDirichletAllocation.partial_fit", dtype=self.components_.dtype,
                                   n_words=self.components_.shape[1])
         with numba_threads(resolve_n_jobs(self.n_jobs)):
@@ -449,8 +486,9 @@ class LatentDirichletAllocation(EstimatorBase):
         word_count = corpus.total_count
         if word_count == 0.0:
             # Documents without a single word: no per-word bound exists. fastem
-            # says infinite perplexity; scikit-learn computes 0/0 here and
-            # returns NaN with a RuntimeWarning, which would put NaN in bound_.
+            # says infinite perplexity; scikit-learn divides by zero with a
+            # RuntimeWarning (inf, or NaN when the bound is 0 as after a batch
+            # fit on documents without words, which would put NaN in bound_).
             return float("inf")
         if sub_sampling:
             word_count *= float(self.total_samples) / corpus.n_docs
@@ -480,7 +518,7 @@ class LatentDirichletAllocation(EstimatorBase):
             doc_topic_distr = np.asarray(doc_topic_distr)
             if doc_topic_distr.ndim != 2 or doc_topic_distr.shape[0] != corpus.n_docs:
                 raise ValueError("Number of samples in X and doc_topic_distr do not match.")
-            if doc_topic_distr.shape[1] != self.n_components:
+            if doc_topic_distr.shape[1] != self.components_.shape[0]:
                 raise ValueError("Number of topics does not match.")
         return self._perplexity_of(corpus, doc_topic_distr, bool(sub_sampling))
 
