@@ -392,6 +392,7 @@ def test_unfitted_model_raises(corpus, method):
 
 @pytest.mark.parametrize("name, value", [
     ("n_components", 0), ("n_components", 2.5), ("doc_topic_prior", 1.5), ("topic_word_prior", -0.1),
+    ("doc_topic_prior", 0.0), ("topic_word_prior", 0),
     ("learning_method", "stochastic"), ("learning_decay", 2.0), ("learning_offset", 0.5), ("max_iter", -1),
     ("batch_size", 0), ("evaluate_every", 1.5), ("total_samples", 0), ("perp_tol", -1.0),
     ("mean_change_tol", np.nan), ("max_doc_update_iter", -1), ("n_jobs", 0), ("n_jobs", "two"),

@@ -80,10 +80,11 @@ class LatentDirichletAllocation(EstimatorBase):
     ----------
     n_components : int, default=10
         Number of topics.
-    doc_topic_prior : float in [0, 1] or None, default=None
+    doc_topic_prior : float in (0, 1] or None, default=None
         Prior of the documents' topic proportions (alpha); None means ``1 / n_components``.
-    topic_word_prior : float in [0, 1] or None, default=None
-        Prior of the topics' word distributions (eta); None means ``1 / n_components``.
+        scikit-learn also accepts 0, and then returns NaN scores; fastem refuses it.
+    topic_word_prior : float in (0, 1] or None, default=None
+        Prior of the topics' word distributions (eta); None means ``1 / n_components``; 0 is refused too.
     learning_method : {'batch', 'online'}, default='batch'
         'batch' uses all documents in each EM step; 'online' updates from
         mini-batches of ``batch_size`` documents with step size
@@ -182,6 +183,12 @@ class LatentDirichletAllocation(EstimatorBase):
             value = getattr(self, name)
             if value is not None and not (_is_real(value) and 0.0 <= value <= 1.0):
                 raise _invalid(name, "None or a float in the range [0, 1]", value)
+            if value == 0.0:
+                # scikit-learn accepts 0, then returns NaN for bound_, score and
+                # perplexity: a Dirichlet prior of 0 is improper and the bound
+                # undefined (log Gamma(0) is infinite). fastem refuses it.
+                raise _invalid(name, "None or a float in the range (0, 1] (0 is an improper prior, with which the "
+                               "variational bound, score and perplexity are undefined)", value)
         if self.learning_method not in ("batch", "online"):
             raise _invalid("learning_method", "a str among {'batch', 'online'}", self.learning_method)
         if not (_is_real(self.learning_decay) and 0.0 <= self.learning_decay <= 1.0):
