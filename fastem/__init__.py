@@ -16,5 +16,12 @@ from fastem.hmm import GaussianHMM
 from fastem.mixture import GaussianMixture
 from fastem.topics import LatentDirichletAllocation
 
-__all__ = ["GaussianMixture", "GaussianHMM", "LatentDirichletAllocation", "ConvergenceWarning", "ModelFileError", "NotFittedError"]
+__all__ = [
+    "GaussianMixture",
+    "GaussianHMM",
+    "LatentDirichletAllocation",
+    "ConvergenceWarning",
+    "ModelFileError",
+    "NotFittedError",
+]
 __version__ = "0.1.0"

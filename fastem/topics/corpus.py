@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse
 
 from fastem._core.validation import _as_float_array, check_finite
+from fastem.topics._document_kernels import word_major_index
 
 
 class Corpus:
@@ -65,8 +66,6 @@ class Corpus:
         once per corpus (a counting sort of the column indices).
         """
         if self._word_index is None:
-            from fastem.topics._document_kernels import word_major_index
-
             n_entries = self.indices.shape[0]
             index = (np.empty(self.n_words + 1, dtype=np.int64), np.empty(n_entries, dtype=np.int64),
                      np.empty(n_entries, dtype=np.int64))
