@@ -56,6 +56,17 @@ def digamma(x):
     return tiny if x <= 1e-6 else result
 
 
+@inlined_helper
+def exp_expected_log(digamma_value, digamma_total):
+    """exp(digamma(value) - digamma(total)): exp(E[log theta]) of one Dirichlet coordinate, given both digammas.
+
+    The value is one of the terms of the total and digamma increases, so the
+    exponent is never positive; ``min`` keeps a rounding above 0 from
+    reaching ``exp_nonpositive``.
+    """
+    return exp_nonpositive(min(digamma_value - digamma_total, 0.0))
+
+
 @helper
 def expected_proportions(concentrations, out):
     """out[k] = exp(E[log theta_k]) for theta ~ Dirichlet(concentrations), a vector of positive values."""
@@ -65,8 +76,7 @@ def expected_proportions(concentrations, out):
         total += concentrations[k]
     digamma_total = digamma(total)
     for k in range(concentrations.shape[0]):
-        # digamma increases, so the exponent is never positive.
-        out[k] = exp_nonpositive(min(digamma(concentrations[k]) - digamma_total, 0.0))
+        out[k] = exp_expected_log(digamma(concentrations[k]), digamma_total)
 
 
 @helper
@@ -84,13 +94,13 @@ def expected_proportions_of_updated(concentrations, prior, digamma_prior, comput
     for k in range(concentrations.shape[0]):
         total += concentrations[k]
     digamma_total = digamma(total)
-    at_prior = exp_nonpositive(min(digamma_prior - digamma_total, 0.0))
+    at_prior = exp_expected_log(digamma_prior, digamma_total)
     for k in range(concentrations.shape[0]):
         out[k] = at_prior
     for i in range(n_computed):
         scratch[i] = concentrations[computed[i]]
     for i in range(n_computed):
-        scratch[i] = exp_nonpositive(min(digamma(scratch[i]) - digamma_total, 0.0))
+        scratch[i] = exp_expected_log(digamma(scratch[i]), digamma_total)
     for i in range(n_computed):
         out[computed[i]] = scratch[i]
 

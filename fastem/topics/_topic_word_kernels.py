@@ -27,10 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from fastem._core.fast_math import exp_nonpositive
 from fastem._core.intrinsics import prefer_wide_vectors
 from fastem._core.numba import allocating_helper, helper, kernel
-from fastem.topics._digamma import digamma
+from fastem.topics._digamma import digamma, exp_expected_log
 
 _BLOCK_WORDS = 64
 
@@ -64,7 +63,7 @@ def _expectations_block(concentrations, digamma_totals, first, last, scratch, ex
     for k in range(n_topics):
         digamma_total = digamma_totals[k]
         for i in range(width):
-            scratch[k, i] = exp_nonpositive(min(digamma(concentrations[k, first + i]) - digamma_total, 0.0))
+            scratch[k, i] = exp_expected_log(digamma(concentrations[k, first + i]), digamma_total)
     for k in range(n_topics):
         for i in range(width):
             exp_log_topics[k, first + i] = scratch[k, i]
@@ -99,7 +98,7 @@ def _expectations_in_place(values, width, digamma_total):
     """values[i] <- exp(digamma(values[i]) - digamma_total) for i < width."""
     prefer_wide_vectors()
     for i in range(width):
-        values[i] = exp_nonpositive(min(digamma(values[i]) - digamma_total, 0.0))
+        values[i] = exp_expected_log(digamma(values[i]), digamma_total)
 
 
 @kernel
