@@ -28,10 +28,30 @@ import numpy as np
 from numba import prange
 
 from fastem._core.intrinsics import prefer_wide_vectors
-from fastem._core.numba import allocating_helper, helper, kernel
+from fastem._core.numba import allocating_helper, helper, kernel, ordered_helper
 from fastem.topics._digamma import digamma, exp_expected_log
 
 _BLOCK_WORDS = 64
+
+
+@ordered_helper
+def _row_sum(row, first, last):
+    """sum(row[first:last]) in a fixed grouping: eight running sums (word i into sum i % 8), then added in order."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    w = first
+    while w + 8 <= last:
+        s0 += row[w]
+        s1 += row[w + 1]
+        s2 += row[w + 2]
+        s3 += row[w + 3]
+        s4 += row[w + 4]
+        s5 += row[w + 5]
+        s6 += row[w + 6]
+        s7 += row[w + 7]
+        w += 8
+    for w in range(w, last):
+        s0 += row[w]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @helper
@@ -39,13 +59,10 @@ def _update_block(concentrations, word_statistics, exp_log_topics, weight, scale
     """Update lambda on words ``first:last`` for every topic; totals[k] = the block's sum of the new lambda."""
     prefer_wide_vectors()
     for k in range(concentrations.shape[0]):
-        total = 0.0
         for w in range(first, last):
             expected = word_statistics[w, k] * exp_log_topics[k, w]
-            value = concentrations[k, w] * (1.0 - weight) + weight * (prior + scale * expected)
-            concentrations[k, w] = value
-            total += value
-        totals[k] = total
+            concentrations[k, w] = concentrations[k, w] * (1.0 - weight) + weight * (prior + scale * expected)
+        totals[k] = _row_sum(concentrations[k], first, last)
 
 
 @helper
@@ -139,10 +156,7 @@ def _block_sums(concentrations, block_totals):
     for b in prange(block_totals.shape[0]):
         first = b * _BLOCK_WORDS
         for k in range(concentrations.shape[0]):
-            total = 0.0
-            for w in range(first, min(first + _BLOCK_WORDS, n_words)):
-                total += concentrations[k, w]
-            block_totals[b, k] = total
+            block_totals[b, k] = _row_sum(concentrations[k], first, min(first + _BLOCK_WORDS, n_words))
 
 
 def _n_blocks(n_words: int) -> int:
