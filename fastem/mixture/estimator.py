@@ -19,7 +19,8 @@ from fastem._core.validation import (
     check_real,
     check_sample_weight,
 )
-from fastem.mixture import missing
+from fastem._core.sources import chunk_source
+from fastem.mixture import chunked_fit, missing
 from fastem.mixture.model_file import load_model, save_model
 from fastem.mixture.parameters import (
     COVARIANCE_TYPES,
@@ -263,11 +264,23 @@ class GaussianMixture(EstimatorBase):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        source = chunk_source(X, sample_weight)
+        if source is not None:
+            self._fit_source(source)
+            return self.predict(X)
         X, has_nan = self._fit(X, sample_weight)
         return np.argmax(self._log_prob_of_valid(X, has_nan), axis=1)
 
     def _fit(self, X, sample_weight) -> tuple[np.ndarray, bool]:
-        """Fit and set the fitted attributes; returns the validated X and whether it holds NaN."""
+        """Fit and set the fitted attributes; returns the validated X and whether it holds NaN.
+
+        Data read block by block (memmaps, iterables of blocks, dask arrays)
+        go to :meth:`_fit_source` instead, and (None, False) is returned.
+        """
+        source = chunk_source(X, sample_weight)
+        if source is not None:
+            self._fit_source(source)
+            return None, False
         self._check_parameters()
         X, has_nan = check_data_with_missing(X, min_samples=2)
         n_samples, n_features = X.shape
@@ -322,6 +335,51 @@ class GaussianMixture(EstimatorBase):
             f"compiling kernels for {covariance_type} covariance, {X.dtype}, {n_features} features"
             f"{', missing values' if incomplete is not None else ''}; cached for later runs"
         )
+        self._run_em(initialize, estep_hook, X.dtype, n_features, warm, compiling)
+        return X, has_nan
+
+    def _fit_source(self, source) -> None:
+        """Fit from data read block by block (a memmap, an iterable of row blocks, a dask array).
+
+        Each EM iteration is one pass over the blocks; see ``chunked_fit``.
+        """
+        self._check_parameters()
+        survey = source.survey()
+        n_features, dtype = source.n_features, source.dtype
+        chunked_fit.check_survey(survey, self.n_components, source.name)
+        inits = self._checked_init_arrays(n_features, dtype)
+        warm = bool(self.warm_start) and hasattr(self, "converged_")
+        if warm and self.n_features_in_ != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but GaussianMixture is expecting {self.n_features_in_} "
+                "features as input (warm_start continues the previous fit)."
+            )
+        covariance_type = self.covariance_type
+        float32 = dtype == np.float32
+        resp_eps = 10 * np.finfo(dtype).eps
+        reg_covar = float(self.reg_covar)
+
+        def initialize(random_state):
+            if all(value is not None for value in inits):
+                X_init, w_init = None, None  # nothing to estimate: no pass over the data
+            else:
+                X_init, w_init = chunked_fit.initial_sample(source, survey, self.n_components, random_state)
+            return self._initial_params(X_init, w_init, random_state, inits, reg_covar, resp_eps, float32)
+
+        def estep_hook(params):
+            return chunked_fit.source_estep(source, params, covariance_type)
+
+        compiling = (
+            f"compiling kernels for {covariance_type} covariance, {dtype}, {n_features} features; cached for later runs"
+        )
+        self._run_em(initialize, estep_hook, dtype, n_features, warm, compiling)
+
+    def _run_em(self, initialize, estep_hook, dtype, n_features: int, warm: bool, compiling: str) -> None:
+        """Run the EM driver with this estimator's settings and store the fitted attributes."""
+        covariance_type = self.covariance_type
+        reg_covar = float(self.reg_covar)
+        resp_eps = 10 * np.finfo(dtype).eps
+        float32 = dtype == np.float32
         with numba_threads(resolve_n_jobs(self.n_jobs)), announce_compilation(compiling, enabled=self.verbose >= 1):
             result = run_em(
                 initialize,
@@ -336,13 +394,13 @@ class GaussianMixture(EstimatorBase):
                 verbose=int(self.verbose),
                 verbose_interval=self.verbose_interval,
             )
-        self._set_fitted(result.params, X.dtype)
+        self._set_fitted(result.params, dtype)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = list(result.lower_bounds)
         self.n_features_in_ = n_features
-        return X, has_nan
+        self.__dict__.pop("_online_statistics", None)  # a batch fit restarts online EM's running statistics
 
     def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
         weights_init, means_init, precisions_init = inits

@@ -78,6 +78,81 @@ def _symmetrise(upper: np.ndarray) -> np.ndarray:
     return upper + np.triu(upper, 1).swapaxes(-1, -2)
 
 
+class StatsAccumulator:
+    """E-step statistics of rows under fixed ``params``, gathered from one block of rows or many.
+
+    The kernels *add* into the raw arrays, so adding the blocks of a data set
+    in order performs the same additions as one call on the whole array when
+    every block but the last has a multiple of ``CHUNK_ROWS`` rows (the
+    kernels' own chunks): out-of-core fits then equal in-memory ones to the
+    bit. :meth:`merge` adds another accumulator's raw arrays (blocks computed
+    elsewhere, e.g. Dask tasks); :meth:`result` forms the statistics once.
+
+    Parameters
+    ----------
+    params : GaussianParams
+    covariance_type : str
+    dtype : numpy dtype
+        The data's float dtype (float32 or float64); every block must have it.
+    """
+
+    def __init__(self, params: GaussianParams, covariance_type: str, dtype):
+        self.covariance_type = covariance_type
+        self.dtype = np.dtype(dtype)
+        self.model = _kernel_model(params, covariance_type, self.dtype)
+        n_components, n_features = params.means.shape
+        self.n_features = n_features
+        second_shape = {
+            "full": (n_components, n_features, n_features),
+            "tied": (n_features, n_features),
+        }.get(covariance_type, (n_components, n_features))
+        self.raw = [np.zeros(n_components), np.zeros((n_components, n_features)), np.zeros(second_shape)]
+        if covariance_type == "tied":
+            self.raw.append(np.zeros((n_components, n_components)))  # the responsibility spread
+        self.raw.append(np.zeros(2))  # [sum w log p(x), sum w]
+
+    def add(self, X: np.ndarray, sample_weight=None) -> "StatsAccumulator":
+        """Add the statistics of the rows of X (C-contiguous, of ``dtype``), weighted by ``sample_weight``."""
+        weights = np.empty(0) if sample_weight is None else sample_weight
+        if X.shape[0] == 0:
+            return self
+        outputs = tuple(self.raw)
+        if self.covariance_type == "full":
+            call_specialised(_estep_kernels.estep_full, (X, weights, self.model, outputs), full_variant(self.n_features))
+        elif self.covariance_type == "tied":
+            _estep_kernels.estep_tied(X, weights, self.model, outputs)
+        else:
+            _estep_kernels.estep_diag(X, weights, self.model, outputs)
+        return self
+
+    def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
+        """Add ``other``'s raw sums (gathered under the same parameters) into this accumulator."""
+        for total, part in zip(self.raw, other.raw):
+            total += part
+        return self
+
+    def result(self) -> GaussianStats:
+        """The statistics, centred at the current means; a ValueError if the log-likelihood is not finite."""
+        resp_sum, first, second = self.raw[0].copy(), self.raw[1].copy(), self.raw[2]
+        totals = self.raw[-1]
+        shift = self.model[0].astype(np.float64)
+        if self.covariance_type == "full":
+            second = _symmetrise(second)
+        elif self.covariance_type == "tied":
+            centred_shift = shift - self.model[1].astype(np.float64)
+            second = _symmetrise(second) + centred_shift.T @ _symmetrise(self.raw[3]) @ centred_shift
+        else:
+            second = second.copy()
+        log_likelihood, weight_total = float(totals[0]), float(totals[1])
+        if not np.isfinite(log_likelihood):
+            raise ValueError(
+                "The log-likelihood of the data is not finite: some rows have zero density under every "
+                "component (extreme precisions, or data far outside the model). Scale the data, or "
+                "increase reg_covar."
+            )
+        return GaussianStats(resp_sum, first, second, shift, log_likelihood, weight_total)
+
+
 def estep(X: np.ndarray, sample_weight, params: GaussianParams, covariance_type: str) -> GaussianStats:
     """One pass over X: sufficient statistics under ``params``, centred at the current means.
 
@@ -88,36 +163,7 @@ def estep(X: np.ndarray, sample_weight, params: GaussianParams, covariance_type:
     params : GaussianParams
     covariance_type : str
     """
-    n_features = X.shape[1]
-    n_components = params.means.shape[0]
-    weights = np.empty(0) if sample_weight is None else sample_weight
-    model = _kernel_model(params, covariance_type, X.dtype)
-    resp_sum = np.zeros(n_components)
-    first = np.zeros((n_components, n_features))
-    totals = np.zeros(2)
-    shift = model[0].astype(np.float64)
-    if covariance_type == "full":
-        second = np.zeros((n_components, n_features, n_features))
-        arguments = (X, weights, model, (resp_sum, first, second, totals))
-        call_specialised(_estep_kernels.estep_full, arguments, full_variant(n_features))
-        second = _symmetrise(second)
-    elif covariance_type == "tied":
-        within = np.zeros((n_features, n_features))
-        spread = np.zeros((n_components, n_components))
-        _estep_kernels.estep_tied(X, weights, model, (resp_sum, first, within, spread, totals))
-        centred_shift = shift - model[1].astype(np.float64)
-        second = _symmetrise(within) + centred_shift.T @ _symmetrise(spread) @ centred_shift
-    else:
-        second = np.zeros((n_components, n_features))
-        _estep_kernels.estep_diag(X, weights, model, (resp_sum, first, second, totals))
-    log_likelihood, weight_total = float(totals[0]), float(totals[1])
-    if not np.isfinite(log_likelihood):
-        raise ValueError(
-            "The log-likelihood of the data is not finite: some rows have zero density under every "
-            "component (extreme precisions, or data far outside the model). Scale the data, or "
-            "increase reg_covar."
-        )
-    return GaussianStats(resp_sum, first, second, shift, log_likelihood, weight_total)
+    return StatsAccumulator(params, covariance_type, X.dtype).add(X, sample_weight).result()
 
 
 def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: str, out=None) -> np.ndarray:

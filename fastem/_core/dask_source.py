@@ -1,0 +1,188 @@
+"""Dask arrays as a data source: one task per block of rows, states merged in a tree.
+
+Imported only when a ``dask.array.Array`` is passed (``fastem._core.sources``),
+so fitting NumPy data never imports dask. The computation runs on whatever
+scheduler is active: dask's threads (the default), processes, or a
+``dask.distributed`` client.
+
+Each pass builds a graph whose inputs are X's blocks and one small
+``context`` object (a model's parameters), stored once in the graph and so
+sent once to each worker that needs it; each block task returns a state
+(the block's additive statistics), and states are merged pairwise, in a fixed
+tree, so the result does not depend on which worker ran what. Only the
+merged state comes back.
+
+A worker that dies mid-pass makes the scheduler recompute its tasks
+elsewhere (``distributed`` retries a task a few times). The tasks are pure,
+so the recomputed pass is the same pass. When the retries run out, the
+scheduler's error is re-raised as a ``RuntimeError`` naming the cause.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastem._core.sources import ChunkSource, Survey
+
+# States merged per tree node: 2 keeps the tree deep but each merge small.
+_TREE_WIDTH = 2
+
+
+class DaskSource(ChunkSource):
+    """A ``dask.array.Array`` of shape (n_samples, n_features), chunked along rows.
+
+    Blocks of unknown size (after boolean masking) and empty blocks are
+    fine. Columns are gathered into one chunk per block of rows first
+    (``rechunk``), since a row's statistics need all its features.
+    ``sample_weight`` may be a 1-D dask array or array-like of n_samples
+    values; it is chunked like X's rows.
+    """
+
+    remote = True  # blocks are computed in tasks (see fastem.mixture.chunked_fit.block_statistics)
+
+    def __init__(self, X, sample_weight=None, *, name: str = "X"):
+        import dask.array as da
+
+        if X.ndim != 2:
+            kind = {0: "scalar", 1: "1D"}.get(X.ndim, f"{X.ndim}D")
+            raise ValueError(f"Expected a 2D array for {name}, got a {kind} dask array instead (shape={X.shape}).")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric; got a dask array of dtype {X.dtype}.")
+        self.name = name
+        if not math.isnan(X.shape[1]) and len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        self.X = X
+        self.n_features = int(X.shape[1])
+        if self.n_features < 1:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        self.dtype = X.dtype if (X.dtype.kind == "f" and X.dtype.itemsize in (4, 8)) else np.dtype(np.float64)
+        self.dtype = self.dtype.newbyteorder("=")
+        self.sample_weight = None
+        if sample_weight is not None:
+            if not hasattr(sample_weight, "dask"):
+                sample_weight = np.asarray(sample_weight)
+                if sample_weight.ndim != 1:
+                    raise ValueError(f"sample_weight must be 1-D, got shape {sample_weight.shape}.")
+                if any(math.isnan(c) for c in X.chunks[0]):
+                    raise ValueError(
+                        f"sample_weight must be a dask array chunked like {name}'s rows when {name} has blocks of "
+                        "unknown size."
+                    )
+                sample_weight = da.from_array(sample_weight, chunks=(X.chunks[0],))
+            if sample_weight.ndim != 1 or len(sample_weight.chunks[0]) != len(X.chunks[0]):
+                raise ValueError(
+                    f"sample_weight must be 1-D with one chunk per block of {name}'s rows "
+                    f"({len(X.chunks[0])} blocks); got {sample_weight.ndim}-D with "
+                    f"{len(sample_weight.chunks[0]) if sample_weight.ndim else 0} blocks."
+                )
+            self.sample_weight = sample_weight
+
+    # -- passes over the blocks -------------------------------------------------
+
+    def _delayed_blocks(self):
+        blocks = self.X.to_delayed().ravel().tolist()
+        if self.sample_weight is None:
+            return [(block, None) for block in blocks]
+        return list(zip(blocks, self.sample_weight.to_delayed().ravel().tolist()))
+
+    def _compute(self, graph):
+        import dask
+
+        try:
+            (result,) = dask.compute(graph)
+        except Exception as exc:  # a scheduler failure (KilledWorker, lost connection) or a block's error
+            if isinstance(exc, (ValueError, TypeError)):
+                raise  # a block's own validation error, already clear
+            raise RuntimeError(
+                f"The Dask computation over {self.name}'s blocks failed ({type(exc).__name__}: {exc}). "
+                "No model was fitted from partial results; the estimator keeps its previous state."
+            ) from exc
+        return result
+
+    def reduce(self, block_state, context, merge):
+        """``block_state`` per block as a Dask task, then pairwise ``merge`` in a fixed tree; computed here."""
+        import dask
+
+        shared = dask.delayed(context, pure=True, traverse=False)
+        task = dask.delayed(block_state, pure=True)
+        states = [task(*self._validated(block, weights, index), shared, None)
+                  for index, (block, weights) in enumerate(self._delayed_blocks())]
+        return self._compute(_tree(states, dask.delayed(merge, pure=True)))
+
+    def survey(self) -> Survey:
+        import dask
+
+        surveys = [dask.delayed(_block_survey, pure=True)(*self._validated(block, weights, index), None, None)
+                   for index, (block, weights) in enumerate(self._delayed_blocks())]
+        survey = self._compute(_tree(surveys, dask.delayed(Survey.merge, pure=True)))
+        self.n_samples = survey.n_samples
+        return survey
+
+    def rows(self, indices: np.ndarray):
+        """The rows at sorted ``indices`` (and their weights), gathered from the blocks that hold them."""
+        import dask
+
+        sizes = self._block_sizes()
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        validate = dask.delayed(_validated_block, pure=True)
+        spec = (self.name, self.n_features, self.dtype)
+        picks = []
+        for index, (block, weights) in enumerate(self._delayed_blocks()):
+            lo, hi = np.searchsorted(indices, [starts[index], starts[index + 1]])
+            if hi > lo:
+                local = indices[lo:hi] - starts[index]
+                picks.append(dask.delayed(_take_rows, pure=True)(validate(spec, block, weights, index), local))
+        parts = self._compute(picks)
+        X = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, self.n_features), self.dtype)
+        weighted = self.sample_weight is not None
+        return np.ascontiguousarray(X), (np.concatenate([p[1] for p in parts]) if weighted and parts else None)
+
+    def _validated(self, block, weights, index: int):
+        """The delayed (X_block, weight_block) pair, checked in its task."""
+        import dask
+
+        spec = (self.name, self.n_features, self.dtype)
+        return dask.delayed(_validated_block, pure=True, nout=2)(spec, block, weights, index)
+
+    def _block_sizes(self) -> np.ndarray:
+        sizes = self.X.chunks[0]
+        if any(math.isnan(size) for size in sizes):
+            import dask
+
+            sizes = self._compute([dask.delayed(len, pure=True)(block) for block, _ in self._delayed_blocks()])
+        return np.asarray(sizes, dtype=np.int64)
+
+
+def _validated_block(spec, block, weights, index: int):
+    """Runs in a task: the block checked as local sources check theirs (dtype, finiteness, weights).
+
+    ``spec = (name, n_features, dtype)``: small, unlike the source object.
+    """
+    checker = ChunkSource()
+    checker.name, checker.n_features, checker.dtype = spec
+    return checker._checked_block(block, weights, index)
+
+
+def _block_survey(block, weights, context, into):
+    survey = Survey()
+    survey.add(block, weights)
+    return survey
+
+
+def _take_rows(checked, local):
+    block, weights = checked
+    return block[local], (None if weights is None else weights[local])
+
+
+def _tree(states: list, merge):
+    """Merge ``states`` pairwise, level by level, in index order (a fixed tree)."""
+    if not states:
+        raise ValueError("The dask array has no blocks: found 0 samples.")
+    while len(states) > 1:
+        states = [
+            merge(states[i], states[i + 1]) if i + 1 < len(states) else states[i]
+            for i in range(0, len(states), _TREE_WIDTH)
+        ]
+    return states[0]
