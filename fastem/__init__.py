@@ -8,18 +8,22 @@ The public API:
   over sequences, with per-sequence weights.
 * :class:`LatentDirichletAllocation`: a drop-in for
   ``sklearn.decomposition.LatentDirichletAllocation``, parallel over documents.
+* :class:`SufficientStatistics`: a Gaussian mixture's mergeable E-step
+  statistics, for E-steps run elsewhere (``GaussianMixture.compute_statistics``
+  and ``update_from_statistics``).
 * :mod:`fastem.reference`: the naive textbook EM, the correctness oracle.
 """
 
 from fastem.exceptions import ConvergenceWarning, ModelFileError, NotFittedError
 from fastem.hmm import GaussianHMM
-from fastem.mixture import GaussianMixture
+from fastem.mixture import GaussianMixture, SufficientStatistics
 from fastem.topics import LatentDirichletAllocation
 
 __all__ = [
     "GaussianMixture",
     "GaussianHMM",
     "LatentDirichletAllocation",
+    "SufficientStatistics",
     "ConvergenceWarning",
     "ModelFileError",
     "NotFittedError",

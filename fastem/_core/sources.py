@@ -105,6 +105,8 @@ class ChunkSource:
     n_features: int | None = None
     dtype: np.dtype | None = None
     n_samples: int | None = None
+    # Who set n_features, for the error message of a block that disagrees.
+    features_expected_by = "the blocks before it have"
 
     def _raw_blocks(self) -> Iterator[tuple[Any, Any]]:
         raise NotImplementedError
@@ -126,7 +128,7 @@ class ChunkSource:
                 raise ValueError(f"{where} has 0 features; a minimum of 1 is required.")
         if block.shape[1] != self.n_features:
             raise ValueError(
-                f"{where} has {block.shape[1]} features, but the blocks before it have {self.n_features}."
+                f"{where} has {block.shape[1]} features, but {self.features_expected_by} {self.n_features}."
             )
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if check_finite(block, where, allow_nan=True):

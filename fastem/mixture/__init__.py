@@ -2,7 +2,10 @@
 
 ``estimator`` holds the estimator; ``parameters`` the parameter containers,
 checks and Cholesky factors; ``steps`` the E-step, M-step and initialisation;
-``model_file`` the model file's contents; ``missing`` data with missing
+``model_file`` the model file's contents; ``statistics`` the public
+``SufficientStatistics``; ``chunked_fit`` fits from memmaps, iterables of
+row blocks and dask arrays (over ``fastem._core.sources``); ``streaming`` the
+estimator's statistics hand-over, online EM and blockwise inference; ``missing`` data with missing
 values (NaN), over the kernels of ``_missing_kernels``. The private modules are the Numba
 kernels (``_estep_kernels``, ``_log_prob_kernels``) and their building blocks
 (``_log_density``, ``_normaliser``, ``_accumulate``, the generated
@@ -12,5 +15,6 @@ The k-means initialisation lives in ``fastem._core.kmeans``.
 """
 
 from fastem.mixture.estimator import GaussianMixture
+from fastem.mixture.statistics import SufficientStatistics
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "SufficientStatistics"]

@@ -33,13 +33,14 @@ from fastem.mixture.parameters import (
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from fastem.mixture.streaming import StreamingMethods
 from fastem.mixture.steps import estep, initial_stats, mstep, weighted_log_prob
 
 ###############################################################################
 # 7. The estimator
 
 
-class GaussianMixture(EstimatorBase):
+class GaussianMixture(StreamingMethods, EstimatorBase):
     """Gaussian mixture model fitted by EM with fused, parallel Numba kernels.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -455,7 +456,11 @@ class GaussianMixture(EstimatorBase):
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+            A dask array for a dask X.
         """
+        blockwise = self._on_blocks(X, "score_samples")
+        if blockwise is not None:
+            return blockwise
         X, has_nan = self._checked(X)
         log_prob = logsumexp(self._log_prob_of_valid(X, has_nan), axis=1)
         if has_nan:
@@ -473,7 +478,11 @@ class GaussianMixture(EstimatorBase):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A dask array for a dask X.
         """
+        blockwise = self._on_blocks(X, "predict")
+        if blockwise is not None:
+            return blockwise
         return np.argmax(self._weighted_log_prob(X), axis=1)
 
     def predict_proba(self, X) -> np.ndarray:
@@ -482,8 +491,11 @@ class GaussianMixture(EstimatorBase):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
-            Rows sum to 1.
+            Rows sum to 1. A dask array for a dask X.
         """
+        blockwise = self._on_blocks(X, "predict_proba")
+        if blockwise is not None:
+            return blockwise
         log_prob = self._weighted_log_prob(X)
         return np.exp(log_prob - logsumexp(log_prob, axis=1, keepdims=True))
 
