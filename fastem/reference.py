@@ -102,6 +102,35 @@ def fit(X, weights, means, covariances, covariance_type: str = "full", n_iter: i
     return {"weights": weights, "means": means, "covariances": covariances, "lower_bounds": lower_bounds}
 
 
+def stepwise_fit(batches, weights, means, covariances, covariance_type: str = "full", decay: float = 0.6,
+                 reg_covar: float = 1e-6):
+    """Stepwise (online) EM from given parameters over a list of mini-batches, in plain sums.
+
+    Running per-row averages of sum r, sum r x and sum r x x^T, blended with
+    each batch's as ``s <- (1 - rho_t) s + rho_t b``, ``rho_t = (t + 2) **
+    -decay`` (the first batch replaces them), then the M-step. The oracle of
+    ``GaussianMixture.partial_fit`` after its initialisation.
+    """
+    running = None
+    for t, X in enumerate(batches):
+        X = np.asarray(X, dtype=np.float64)
+        resp, _ = e_step(X, weights, means, covariances, covariance_type)
+        batch = (
+            resp.sum(axis=0) / len(X),
+            resp.T @ X / len(X),
+            np.einsum("ij,ia,ib->jab", resp, X, X) / len(X),
+        )
+        rho = 1.0 if running is None else (t + 1.0) ** -decay  # t-th update after the first: (t' + 2) with t' = t - 1
+        running = batch if running is None else tuple((1 - rho) * r + rho * b for r, b in zip(running, batch))
+        nk, sum_x, sum_xx = running
+        nk = nk + 10 * np.finfo(np.float64).eps
+        means = sum_x / nk[:, None]
+        scatter = sum_xx - nk[:, None, None] * means[:, :, None] * means[:, None, :]
+        weights = nk / nk.sum()
+        covariances = covariances_from_scatter(scatter, nk, covariance_type, reg_covar)
+    return weights, means, covariances
+
+
 ###############################################################################
 # Gaussian mixtures with missing values (NaN): exact EM, one row at a time
 

@@ -113,8 +113,16 @@ class ChunkSource:
 
     def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Validated ``(X_block, weight_block or None)`` pairs, one pass over the data."""
+        n_rows = 0
         for index, (block, weights) in enumerate(self._raw_blocks()):
-            yield self._checked_block(block, weights, index)
+            block, weights = self._checked_block(block, weights, index)
+            n_rows += block.shape[0]
+            yield block, weights
+        if self.n_samples is not None and n_rows != self.n_samples:
+            raise ValueError(
+                f"{self.name} gave {n_rows} rows on this pass but {self.n_samples} on the first: every pass must "
+                "give the same rows. (A one-shot iterator, returned again on each pass, gives none the second time.)"
+            )
 
     def _checked_block(self, block, weights, index: int):
         where = f"{self.name} block {index}"
@@ -142,6 +150,7 @@ class ChunkSource:
 
     def survey(self) -> "Survey":
         """One validating pass: row count, feature count, dtype, and the weights' total and positive count."""
+        self.n_samples = None  # what this pass finds is what later passes must give
         survey = Survey()
         for block, weights in self.blocks():
             survey.add(block, weights)
@@ -237,10 +246,7 @@ class IterableSource(ChunkSource):
             raise TypeError(
                 f"{self.name} must return (or be) an iterable of 2-D row blocks; got {type(items).__name__}."
             )
-        iterator = iter(items)
-        if iterator is self.source:
-            raise TypeError(f"{self.name} returned a one-shot iterator: it must start a new pass each time.")
-        for item in iterator:
+        for item in items:
             if isinstance(item, tuple) and len(item) == 2 and np.ndim(item[0]) == 2 and np.ndim(item[1]) == 1:
                 yield item
             else:
@@ -260,7 +266,7 @@ class MemmapSource(ChunkSource):
     released and its resident memory grows as it is read.
     """
 
-    def __init__(self, X: np.memmap, sample_weight=None, *, name: str = "X", block_bytes: int = MEMMAP_BLOCK_BYTES):
+    def __init__(self, X: np.memmap, sample_weight=None, *, name: str = "X", block_bytes: int | None = None):
         if X.ndim != 2:
             kind = {0: "scalar", 1: "1D"}.get(X.ndim, f"{X.ndim}D")
             raise ValueError(f"Expected a 2D array for {name}, got a {kind} memmap instead (shape={X.shape}).")
@@ -275,6 +281,7 @@ class MemmapSource(ChunkSource):
         self.n_samples, self.n_features = X.shape
         if self.n_features < 1:
             raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        block_bytes = MEMMAP_BLOCK_BYTES if block_bytes is None else block_bytes
         row_bytes = max(self.n_features * self.dtype.itemsize, 1)
         self.block_rows = max(CHUNK_ROWS, (block_bytes // row_bytes) // CHUNK_ROWS * CHUNK_ROWS)
         self.sample_weight = None
@@ -286,9 +293,10 @@ class MemmapSource(ChunkSource):
                 )
 
     def _raw_blocks(self):
-        buffer = np.empty((min(self.block_rows, self.n_samples), self.n_features), dtype=self.dtype)
-        for start in range(0, self.n_samples, self.block_rows):
-            stop = min(start + self.block_rows, self.n_samples)
+        n_rows = self.X.shape[0]
+        buffer = np.empty((min(self.block_rows, n_rows), self.n_features), dtype=self.dtype)
+        for start in range(0, n_rows, self.block_rows):
+            stop = min(start + self.block_rows, n_rows)
             view = self.X[start:stop]
             block = buffer[: stop - start]
             np.copyto(block, view, casting="unsafe")
