@@ -108,7 +108,7 @@ def stepwise_fit(batches, weights, means, covariances, covariance_type: str = "f
 
     Running per-row averages of sum r, sum r x and sum r x x^T, blended with
     each batch's as ``s <- (1 - rho_t) s + rho_t b``, ``rho_t = (t + 2) **
-    -decay`` (the first batch replaces them), then the M-step. The oracle of
+    -decay`` for batch t = 1, 2, ... (batch 0 replaces them), then the M-step. The oracle of
     ``GaussianMixture.partial_fit`` after its initialisation.
     """
     running = None
@@ -120,7 +120,7 @@ def stepwise_fit(batches, weights, means, covariances, covariance_type: str = "f
             resp.T @ X / len(X),
             np.einsum("ij,ia,ib->jab", resp, X, X) / len(X),
         )
-        rho = 1.0 if running is None else (t + 1.0) ** -decay  # t-th update after the first: (t' + 2) with t' = t - 1
+        rho = 1.0 if running is None else (t + 2.0) ** -decay  # batch t (from 0); the first replaces
         running = batch if running is None else tuple((1 - rho) * r + rho * b for r, b in zip(running, batch))
         nk, sum_x, sum_xx = running
         nk = nk + 10 * np.finfo(np.float64).eps
