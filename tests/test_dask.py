@@ -38,7 +38,7 @@ def test_threaded_scheduler_fit_equals_in_memory(big_blobs, covariance_type):
     X = big_blobs
     kwargs = dict(init_kwargs(covariance_type, 5, X.shape[1], seed=3), max_iter=12, tol=0.0)
     reference = GaussianMixture(**kwargs).fit(X)
-    chunks = ((1, 1999, 0, 3000), (2, 2))  # a 1-row block, an empty block, columns in two chunks
+    chunks = ((1, 1999, 0, 1000, 2000), (2, 2))  # a 1-row block, an empty block, an odd count, columns in two chunks
     model = GaussianMixture(**kwargs).fit(da.from_array(X, chunks=chunks))
     assert_same_fit(model, reference)
 
