@@ -326,3 +326,20 @@ def test_missing_value_first_fit_child_fits_imputes_and_refits():
     result = _run_child(missing._FIRST_FIT_CODE, spec)
     assert set(result) == {"first", "impute", "again"}
     assert all(seconds > 0 for seconds in result.values())
+
+
+def test_scale_cases_report_memmap_memory_and_dask_ratios(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--n-samples", "20000", "--repeats", "1", "--cases",
+            "scale_memmap_20000000_d8_k4,scale_dask_2000000_d8_k4", "--output", str(path)]
+    assert bench.main(argv) == 0
+    text = path.read_text(encoding="utf-8")
+    header, rows = table_rows(text, "case")
+    assert header[:3] == ["case", "data MiB", "peak RSS increase MiB"]
+    memmap = dict(zip(header, rows[0]))
+    assert memmap["case"] == "full, 20,000 x 8, k=4" and memmap["same"] == "yes"
+    assert number(memmap["memmap ms/iter"]) > 0 and number(memmap["in-memory ms/iter"]) > 0
+    dask_header, dask_rows = table_rows(text[text.index("## Dask"):], "case")
+    row = dict(zip(dask_header, dask_rows[0]))
+    assert row["target"] == "<= 1.3x" and row["met"] in ("yes", "no")
+    assert number(row["threaded ms/iter"]) > 0 and number(row["cluster ms/iter"]) > 0

@@ -28,6 +28,7 @@ from fastem.bench.topics import (
     run_topics_first_fit_case,
     run_topics_threads_case,
 )
+from fastem.bench.scale import SCALE_CASES, run_scale_dask_case, run_scale_memmap_case
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -47,8 +48,10 @@ RUNNERS = {
     "topics": run_topics_case,
     "topics_threads": run_topics_threads_case,
     "topics_first_fit": run_topics_first_fit_case,
+    "scale_memmap": run_scale_memmap_case,
+    "scale_dask": run_scale_dask_case,
 }
-ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES}
+ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES, **SCALE_CASES}
 
 
 def _parse_cases(text: str) -> list:

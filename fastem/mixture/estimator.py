@@ -51,7 +51,11 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
     float64 accumulation), giving float32 attributes, and data may have
     missing values (NaN): ``fit`` runs exact EM on the observed values, the
     inference methods use each row's observed values, and :meth:`impute`
-    fills the gaps.
+    fills the gaps. ``fit`` also reads data block by block (memmaps,
+    iterables of row blocks, dask arrays) with the in-memory answer;
+    :meth:`partial_fit` runs online EM on mini-batches; and
+    :meth:`compute_statistics` / :meth:`update_from_statistics` split an
+    iteration at its mergeable statistics for E-steps run elsewhere.
 
     Parameters
     ----------
@@ -237,17 +241,29 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), numpy.memmap, dask array, or row blocks
             Training data, one row per sample. float32 data is fitted in float32.
             NaN entries are missing values (missing at random): each iteration
             is an exact EM step on the likelihood of the observed values. Rows
             with no observed value are ignored; a column with none is an error.
             The initialisation runs on X with each NaN replaced by its column's
             observed mean.
+
+            Data that is not held in memory is read block by block, one pass
+            per iteration, with the in-memory result (see ``chunked_fit``): a
+            ``numpy.memmap`` (blocks of 64 MiB, pages released as read); a
+            callable with no arguments returning an iterable of 2-D row
+            blocks, or of ``(X_block, weight_block)`` pairs (called once per
+            pass); a re-iterable object of such blocks; a ``dask.array.Array``
+            (one task per block on the active Dask scheduler). These take no
+            NaN, and initialise on a seeded sample of at most 2**18 rows.
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight per row: a weight multiplies the row's
-            contribution (0 drops the row, an integer repeats it).
+            contribution (0 drops the row, an integer repeats it). With a
+            memmap it may be a memmap; with a dask X, a dask array chunked
+            like X's rows or an array-like; callables and iterables carry
+            their weights in their blocks instead.
 
         Returns
         -------
@@ -264,6 +280,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A dask array for a dask X.
         """
         source = chunk_source(X, sample_weight)
         if source is not None:
