@@ -106,19 +106,22 @@ def test_float32_memmap_keeps_float32(blobs, tmp_path):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(reference, name), err_msg=name)
 
 
-def test_memmap_pages_are_released_as_they_are_read(tmp_path, monkeypatch):
+@pytest.mark.parametrize("dtype", ["<f8", ">f8"], ids=["in place", "copied"])
+def test_memmap_pages_are_released_as_they_are_read(tmp_path, monkeypatch, dtype):
     # 64 MiB of file read in 4 MiB blocks: the file pages this process keeps
-    # mapped (RssFile) must stay near one block, not grow to the file.
+    # mapped (RssFile) must stay near one block, not grow to the file. Native
+    # floats go to the kernels in place; other byte orders are copied.
     monkeypatch.setattr(sources, "MEMMAP_BLOCK_BYTES", 4 * 2**20)
     rng = np.random.default_rng(0)
     path = tmp_path / "big.npy"
     rows = (64 * 2**20) // (8 * 4)
-    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(rows, 4))
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=(rows, 4))
     for start in range(0, rows, 2**18):
         X[start:start + 2**18] = rng.normal(size=(min(2**18, rows - start), 4))
     X.flush()
     del X
     memmap = np.load(path, mmap_mode="r")
+    assert sources.MemmapSource(memmap).in_place == (dtype == "<f8")
     before = _rss_file_bytes()
     kwargs = init_kwargs("diag", 2, 4)
     GaussianMixture(**kwargs, max_iter=2, tol=0.0).fit(memmap)
@@ -132,6 +135,15 @@ def _rss_file_bytes() -> int:
             if line.startswith("RssFile:"):
                 return int(line.split()[1]) * 1024
     pytest.skip("/proc/self/status has no RssFile line on this system")
+
+
+def test_memmaps_of_other_dtypes_are_converted_block_by_block(blobs, tmp_path):
+    reference = GaussianMixture(3, random_state=0).fit(np.round(blobs * 100).astype(np.int32))
+    chunked = GaussianMixture(3, random_state=0).fit(write_memmap(tmp_path / "X.npy", np.round(blobs * 100).astype(np.int32)))
+    assert chunked.means_.dtype == np.float64
+    np.testing.assert_array_equal(chunked.means_, reference.means_)
+    swapped = GaussianMixture(3, random_state=0).fit(write_memmap(tmp_path / "big.npy", blobs.astype(">f8")))
+    np.testing.assert_array_equal(swapped.means_, GaussianMixture(3, random_state=0).fit(blobs).means_)
 
 
 def test_copy_on_write_memmaps_are_read_without_dropping_changes(blobs, tmp_path):
@@ -241,6 +253,25 @@ def test_memmap_errors_and_inputs_left_alone(blobs, tmp_path):
         GaussianMixture(3, random_state=0).fit(blobs[:, :2]).predict(memmap)
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy"), blobs)
     assert model.n_features_in_ == 3
+
+
+def test_values_that_turn_bad_after_the_checking_pass_stop_the_fit(blobs):
+    # Values are checked on the first pass; a source that changes afterwards
+    # must still never produce a model with NaN.
+    passes = []
+
+    def changing():
+        passes.append(1)
+        blocks = split_rows(blobs, [300, 300])
+        if len(passes) > 2:
+            blocks[1] = blocks[1].copy()
+            blocks[1][7, 0] = np.nan
+        return blocks
+
+    model = GaussianMixture(3, random_state=0)
+    with pytest.raises(ValueError, match="log-likelihood of the data is not finite.*later pass"):
+        model.fit(changing)
+    assert not hasattr(model, "means_")
 
 
 def test_a_failed_chunked_fit_keeps_the_previous_model(blobs):

@@ -114,7 +114,7 @@ class DaskSource(ChunkSource):
     def survey(self) -> Survey:
         import dask
 
-        surveys = [dask.delayed(_block_survey, pure=True)(*self._validated(block, weights, index), None, None)
+        surveys = [dask.delayed(_block_survey, pure=True)(*self._validated(block, weights, index, True), None, None)
                    for index, (block, weights) in enumerate(self._delayed_blocks())]
         survey = self._compute(_tree(surveys, dask.delayed(Survey.merge, pure=True)))
         self.n_samples = survey.n_samples
@@ -133,18 +133,18 @@ class DaskSource(ChunkSource):
             lo, hi = np.searchsorted(indices, [starts[index], starts[index + 1]])
             if hi > lo:
                 local = indices[lo:hi] - starts[index]
-                picks.append(dask.delayed(_take_rows, pure=True)(validate(spec, block, weights, index), local))
+                picks.append(dask.delayed(_take_rows, pure=True)(validate(spec, block, weights, index, False), local))
         parts = self._compute(picks)
         X = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, self.n_features), self.dtype)
         weighted = self.sample_weight is not None
         return np.ascontiguousarray(X), (np.concatenate([p[1] for p in parts]) if weighted and parts else None)
 
-    def _validated(self, block, weights, index: int):
-        """The delayed (X_block, weight_block) pair, checked in its task."""
+    def _validated(self, block, weights, index: int, check_values: bool = False):
+        """The delayed (X_block, weight_block) pair, checked in its task (values on the survey pass only)."""
         import dask
 
         spec = (self.name, self.n_features, self.dtype)
-        return dask.delayed(_validated_block, pure=True, nout=2)(spec, block, weights, index)
+        return dask.delayed(_validated_block, pure=True, nout=2)(spec, block, weights, index, check_values)
 
     def _block_sizes(self) -> np.ndarray:
         sizes = self.X.chunks[0]
@@ -155,14 +155,14 @@ class DaskSource(ChunkSource):
         return np.asarray(sizes, dtype=np.int64)
 
 
-def _validated_block(spec, block, weights, index: int):
+def _validated_block(spec, block, weights, index: int, check_values: bool = False):
     """Runs in a task: the block checked as local sources check theirs (dtype, finiteness, weights).
 
     ``spec = (name, n_features, dtype)``: small, unlike the source object.
     """
     checker = ChunkSource()
     checker.name, checker.n_features, checker.dtype = spec
-    return checker._checked_block(block, weights, index)
+    return checker._checked_block(block, weights, index, check_values)
 
 
 def _block_survey(block, weights, context, into):

@@ -147,8 +147,9 @@ class StatsAccumulator:
         if not np.isfinite(log_likelihood):
             raise ValueError(
                 "The log-likelihood of the data is not finite: some rows have zero density under every "
-                "component (extreme precisions, or data far outside the model). Scale the data, or "
-                "increase reg_covar."
+                "component (extreme precisions, or data far outside the model), or (for data read block by "
+                "block) a block held NaN or infinity on a later pass than the one that checked it. Scale the "
+                "data, or increase reg_covar."
             )
         return GaussianStats(resp_sum, first, second, shift, log_likelihood, weight_total)
 
