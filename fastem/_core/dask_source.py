@@ -26,8 +26,9 @@ import numpy as np
 
 from fastem._core.sources import ChunkSource, Survey
 
-# States merged per tree node: 2 keeps the tree deep but each merge small.
-_TREE_WIDTH = 2
+# States merged per tree node, in index order. Merges are small (a model's
+# statistics), so a wide tree costs little per node and saves tasks.
+_TREE_WIDTH = 8
 
 
 class DaskSource(ChunkSource):
@@ -102,21 +103,28 @@ class DaskSource(ChunkSource):
         return result
 
     def reduce(self, block_state, context, merge):
-        """``block_state`` per block as a Dask task, then pairwise ``merge`` in a fixed tree; computed here."""
+        """``block_state`` per block as a Dask task, then ``merge`` in a fixed tree; computed here.
+
+        Each block is one task (validation and state together), and a tree
+        node merges up to ``_TREE_WIDTH`` states in index order: fewer tasks
+        measured less scheduling time per pass (about 8 ms for 31 tasks of no
+        work on the threaded scheduler, against about 2 ms for 9).
+        """
         import dask
 
-        shared = dask.delayed(context, pure=True, traverse=False)
-        task = dask.delayed(block_state, pure=True)
-        states = [task(*self._validated(block, weights, index), shared, None)
+        shared = dask.delayed(context, traverse=False)
+        spec = (self.name, self.n_features, self.dtype)
+        task = dask.delayed(_block_task)
+        states = [task(spec, block, weights, index, block_state, shared)
                   for index, (block, weights) in enumerate(self._delayed_blocks())]
-        return self._compute(_tree(states, dask.delayed(merge, pure=True)))
+        return self._compute(_tree(states, merge))
 
     def survey(self) -> Survey:
         import dask
 
         surveys = [dask.delayed(_block_survey, pure=True)(*self._validated(block, weights, index, True), None, None)
                    for index, (block, weights) in enumerate(self._delayed_blocks())]
-        survey = self._compute(_tree(surveys, dask.delayed(Survey.merge, pure=True)))
+        survey = self._compute(_tree(surveys, Survey.merge))
         self.n_samples = survey.n_samples
         return survey
 
@@ -176,13 +184,29 @@ def _take_rows(checked, local):
     return block[local], (None if weights is None else weights[local])
 
 
+def _block_task(spec, block, weights, index: int, block_state, context):
+    """Runs in a task: the block checked (shapes and dtype; values were checked by the survey), then its state."""
+    block, weights = _validated_block(spec, block, weights, index, False)
+    return block_state(block, weights, context, None)
+
+
+def _merge_in_order(merge, *states):
+    merged = states[0]
+    for state in states[1:]:
+        merged = merge(merged, state)
+    return merged
+
+
 def _tree(states: list, merge):
-    """Merge ``states`` pairwise, level by level, in index order (a fixed tree)."""
+    """Merge ``states`` in groups of ``_TREE_WIDTH``, level by level, in index order (a fixed tree)."""
+    import dask
+
     if not states:
         raise ValueError("The dask array has no blocks: found 0 samples.")
+    node = dask.delayed(_merge_in_order)
     while len(states) > 1:
         states = [
-            merge(states[i], states[i + 1]) if i + 1 < len(states) else states[i]
+            node(merge, *states[i:i + _TREE_WIDTH]) if len(states[i:i + _TREE_WIDTH]) > 1 else states[i]
             for i in range(0, len(states), _TREE_WIDTH)
         ]
     return states[0]
