@@ -46,8 +46,8 @@ def test_threaded_scheduler_fit_equals_in_memory(big_blobs, covariance_type):
 def test_blocks_of_unknown_size_and_weights(big_blobs):
     X = big_blobs
     keep = np.arange(X.shape[0]) % 3 != 0
-    dX = da.from_array(X, chunks=(700, 4))
-    masked = dX[da.from_array(keep, chunks=700)]
+    dX = da.from_array(X, chunks=(450, 4))  # 12 blocks: two levels of merges
+    masked = dX[da.from_array(keep, chunks=450)]
     assert np.isnan(masked.shape[0])
     kwargs = dict(init_kwargs("full", 5, X.shape[1]), max_iter=10, tol=0.0)
     reference = GaussianMixture(**kwargs).fit(X[keep])
@@ -57,7 +57,7 @@ def test_blocks_of_unknown_size_and_weights(big_blobs):
     weights = np.random.default_rng(0).uniform(0, 2, X.shape[0])
     weighted = GaussianMixture(**kwargs).fit(X, sample_weight=weights)
     assert_same_fit(GaussianMixture(**kwargs).fit(dX, sample_weight=weights), weighted)
-    assert_same_fit(GaussianMixture(**kwargs).fit(dX, sample_weight=da.from_array(weights, chunks=700)), weighted)
+    assert_same_fit(GaussianMixture(**kwargs).fit(dX, sample_weight=da.from_array(weights, chunks=450)), weighted)
 
 
 def test_inference_returns_dask_arrays(blobs):

@@ -45,6 +45,8 @@ One module per concern; this one re-exports their public names:
   imputation, first fit;
 * ``topics``: LatentDirichletAllocation against scikit-learn's, threads,
   first fit;
+* ``scale``: a memmap larger than the fit's memory, and Dask's cost per
+  iteration against in memory;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -108,6 +110,7 @@ from fastem.bench.topics import (
     run_topics_first_fit_case,
     run_topics_threads_case,
 )
+from fastem.bench.scale import SCALE_CASES, ScaleCase, run_scale_dask_case, run_scale_memmap_case
 from fastem.bench.report import (
     DTYPE_COLUMNS,
     EM_COLUMNS,
@@ -156,6 +159,10 @@ __all__ = [
     "QUICK",
     "RUNNERS",
     "THREAD_COLUMNS",
+    "SCALE_CASES",
+    "ScaleCase",
+    "run_scale_dask_case",
+    "run_scale_memmap_case",
     "TOPIC_CASES",
     "TOPIC_COLUMNS",
     "TOPIC_FIRST_FIT_COLUMNS",

@@ -106,3 +106,39 @@ def source_estep(source, params: GaussianParams, covariance_type: str) -> Gaussi
     n_threads = 1 if getattr(source, "remote", False) else None
     state = source.reduce(block_statistics, (params, covariance_type, n_threads), merge_statistics)
     return state.result()
+
+
+def fit_from_source(model, source) -> None:
+    """``model.fit`` on a source: checks, then EM with each E-step one pass over the blocks.
+
+    ``model`` is a GaussianMixture; its fitted attributes are set only when
+    the whole fit succeeds (by ``model._run_em``).
+    """
+    model._check_parameters()
+    survey = source.survey()
+    n_features, dtype = source.n_features, source.dtype
+    check_survey(survey, model.n_components, source.name)
+    inits = model._checked_init_arrays(n_features, dtype)
+    warm = bool(model.warm_start) and hasattr(model, "converged_")
+    if warm and model.n_features_in_ != n_features:
+        raise ValueError(
+            f"X has {n_features} features, but GaussianMixture is expecting {model.n_features_in_} "
+            "features as input (warm_start continues the previous fit)."
+        )
+    covariance_type = model.covariance_type
+    float32 = dtype == np.float32
+    resp_eps = 10 * np.finfo(dtype).eps
+    reg_covar = float(model.reg_covar)
+
+    def initialize(random_state):
+        if all(value is not None for value in inits):
+            X_init, w_init = None, None  # nothing to estimate: no pass over the data
+        else:
+            X_init, w_init = initial_sample(source, survey, model.n_components, random_state)
+        return model._initial_params(X_init, w_init, random_state, inits, reg_covar, resp_eps, float32)
+
+    def estep_hook(params):
+        return source_estep(source, params, covariance_type)
+
+    compiling = f"compiling kernels for {covariance_type} covariance, {dtype}, {n_features} features; cached for later runs"
+    model._run_em(initialize, estep_hook, dtype, n_features, warm, compiling)

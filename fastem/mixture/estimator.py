@@ -357,40 +357,8 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         return X, has_nan
 
     def _fit_source(self, source) -> None:
-        """Fit from data read block by block (a memmap, an iterable of row blocks, a dask array).
-
-        Each EM iteration is one pass over the blocks; see ``chunked_fit``.
-        """
-        self._check_parameters()
-        survey = source.survey()
-        n_features, dtype = source.n_features, source.dtype
-        chunked_fit.check_survey(survey, self.n_components, source.name)
-        inits = self._checked_init_arrays(n_features, dtype)
-        warm = bool(self.warm_start) and hasattr(self, "converged_")
-        if warm and self.n_features_in_ != n_features:
-            raise ValueError(
-                f"X has {n_features} features, but GaussianMixture is expecting {self.n_features_in_} "
-                "features as input (warm_start continues the previous fit)."
-            )
-        covariance_type = self.covariance_type
-        float32 = dtype == np.float32
-        resp_eps = 10 * np.finfo(dtype).eps
-        reg_covar = float(self.reg_covar)
-
-        def initialize(random_state):
-            if all(value is not None for value in inits):
-                X_init, w_init = None, None  # nothing to estimate: no pass over the data
-            else:
-                X_init, w_init = chunked_fit.initial_sample(source, survey, self.n_components, random_state)
-            return self._initial_params(X_init, w_init, random_state, inits, reg_covar, resp_eps, float32)
-
-        def estep_hook(params):
-            return chunked_fit.source_estep(source, params, covariance_type)
-
-        compiling = (
-            f"compiling kernels for {covariance_type} covariance, {dtype}, {n_features} features; cached for later runs"
-        )
-        self._run_em(initialize, estep_hook, dtype, n_features, warm, compiling)
+        """Fit from data read block by block (see ``chunked_fit.fit_from_source``)."""
+        chunked_fit.fit_from_source(self, source)
 
     def _run_em(self, initialize, estep_hook, dtype, n_features: int, warm: bool, compiling: str) -> None:
         """Run the EM driver with this estimator's settings and store the fitted attributes."""
