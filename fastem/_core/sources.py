@@ -150,7 +150,8 @@ class ChunkSource:
         if check_values and check_finite(block, where, allow_nan=True):
             raise ValueError(
                 f"Input {where} contains NaN. Missing values are supported for in-memory arrays only; "
-                "load the data, or drop or fill the incomplete rows."
+                "load the data (a memmap with numpy.array(X)) to fit it with missing values, or drop or fill "
+                "the incomplete rows."
             )
         if weights is not None:
             weights = _checked_block_weights(weights, block.shape[0], where)
