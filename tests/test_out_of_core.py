@@ -146,6 +146,16 @@ def test_memmaps_of_other_dtypes_are_converted_block_by_block(blobs, tmp_path):
     np.testing.assert_array_equal(swapped.means_, GaussianMixture(3, random_state=0).fit(blobs).means_)
 
 
+def test_writeable_memmaps_marked_read_only_are_copied_not_aliased(blobs, tmp_path):
+    np.save(tmp_path / "X.npy", blobs)
+    memmap = np.load(tmp_path / "X.npy", mmap_mode="r+")
+    memmap.flags.writeable = False
+    assert not sources.MemmapSource(memmap).in_place
+    assert sources.MemmapSource(np.load(tmp_path / "X.npy", mmap_mode="r")).in_place
+    np.testing.assert_array_equal(GaussianMixture(3, random_state=0).fit(memmap).means_,
+                                  GaussianMixture(3, random_state=0).fit(blobs).means_)
+
+
 def test_copy_on_write_memmaps_are_read_without_dropping_changes(blobs, tmp_path):
     np.save(tmp_path / "X.npy", blobs)
     memmap = np.load(tmp_path / "X.npy", mmap_mode="c")
@@ -272,6 +282,13 @@ def test_values_that_turn_bad_after_the_checking_pass_stop_the_fit(blobs):
     with pytest.raises(ValueError, match="log-likelihood of the data is not finite.*later pass"):
         model.fit(changing)
     assert not hasattr(model, "means_")
+    # A fitted model whose refit fails in the middle of EM keeps its parameters.
+    model.fit(blobs)
+    means = model.means_.copy()
+    passes.clear()
+    with pytest.raises(ValueError, match="not finite"):
+        model.fit(changing)
+    np.testing.assert_array_equal(model.means_, means)
 
 
 def test_a_failed_chunked_fit_keeps_the_previous_model(blobs):

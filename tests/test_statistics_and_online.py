@@ -173,6 +173,7 @@ def test_partial_fit_weights_continuation_and_errors(blobs):
     means = model.means_.copy()
     model.partial_fit(blobs[:100])  # continues from the fitted parameters
     assert model.n_iter_ == 1 and not np.array_equal(model.means_, means)
+    np.testing.assert_allclose(model.means_, means, atol=0.25)  # 100 rows after 600: step 6, rho = 8 ** -0.6 = 0.29
     with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting 3"):
         model.partial_fit(blobs[:10, :2])
     with pytest.raises(ValueError, match="needs n_samples >= n_components"):
@@ -192,3 +193,68 @@ def test_partial_fit_weights_continuation_and_errors(blobs):
     model.set_params(n_components=2)
     model.partial_fit(blobs)
     assert model.means_.shape == (2, 3)
+
+
+def test_partial_fit_after_fit_moves_the_model_by_the_batch_share():
+    X, _ = make_mixture(20000, **MIXTURE, random_state=0)
+    model = GaussianMixture(3, random_state=0).fit(X)
+    score, weights = model.score(X), model.weights_.copy()
+    model.partial_fit(X[:5])  # 5 rows against the 20,000 of the fit: step t = 4000
+    assert model.score(X) == pytest.approx(score, abs=2e-3)
+    np.testing.assert_allclose(model.weights_, weights, atol=0.01)
+    # The statistics a fitted model's parameters imply give those parameters back.
+    from fastem.mixture.statistics import SufficientStatistics as Stats
+
+    for covariance_type in COVARIANCE_TYPES:
+        fitted = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X[:3000])
+        implied = Stats._implied_by(fitted._params(), covariance_type, fitted.reg_covar)
+        again = GaussianMixture(3, covariance_type=covariance_type).update_from_statistics(implied)
+        for name in ("weights_", "means_", "covariances_"):
+            np.testing.assert_allclose(getattr(again, name), getattr(fitted, name), rtol=1e-10, atol=1e-13)
+
+
+def test_a_changed_covariance_type_reinitialises_even_when_shapes_agree():
+    # n_components == n_features: 'tied' (d, d) and 'diag' (k, d) arrays have the same shape.
+    X, _ = make_mixture(2000, [0.5, 0.5], [[0.0, 0.0], [5.0, 5.0]], [np.eye(2), np.eye(2)], random_state=0)
+    model = GaussianMixture(2, covariance_type="tied", random_state=0).fit(X)
+    model.set_params(covariance_type="diag")
+    with pytest.raises(ValueError, match="fitted for n_components=2, covariance_type='tied'"):
+        model.compute_statistics(X)
+    model.partial_fit(X)  # initialises again, as a diag model
+    assert model.covariances_.shape == (2, 2) and model.n_iter_ == 1
+    reference = GaussianMixture(2, covariance_type="diag", random_state=0).partial_fit(X)
+    np.testing.assert_allclose(model.covariances_, reference.covariances_, rtol=1e-12)
+
+
+def test_update_from_statistics_restarts_online_em(blobs):
+    model = GaussianMixture(3, random_state=0)
+    for start in range(0, 600, 100):
+        model.partial_fit(blobs[start:start + 100])
+    stats = fitted(blobs, "full").compute_statistics(blobs)
+    model.update_from_statistics(stats)
+    expected = GaussianMixture(3).update_from_statistics(stats)
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-12)
+    model.partial_fit(blobs[:10])  # blends into the statistics just given, not the old running ones
+    assert model.n_iter_ == 1
+    np.testing.assert_allclose(model.means_, expected.means_, atol=0.1)
+
+
+def test_empty_parts_have_statistics_of_weight_zero(blobs):
+    model = fitted(blobs, "diag")
+    whole = model.compute_statistics(blobs)
+    for empty in (model.compute_statistics(blobs[:0]), model.compute_statistics(lambda: []),
+                  model.compute_statistics(blobs[:5], sample_weight=np.zeros(5))):
+        assert empty.weight_total == 0 and not empty.resp_sum.any()
+        merged = whole.merge(empty)
+        np.testing.assert_array_equal(merged.second, whole.second)
+
+
+def test_pickled_statistics_stay_validated_and_read_only(blobs):
+    import pickle
+
+    stats = fitted(blobs, "tied").compute_statistics(blobs)
+    copy = pickle.loads(pickle.dumps(stats))
+    np.testing.assert_array_equal(copy.second, stats.second)
+    assert copy.covariance_type == "tied" and copy.weight_total == stats.weight_total
+    with pytest.raises(ValueError, match="read-only"):
+        copy.second[0, 0] = 0.0

@@ -71,6 +71,10 @@ class DaskSource(ChunkSource):
                         f"sample_weight must be a dask array chunked like {name}'s rows when {name} has blocks of "
                         "unknown size."
                     )
+                if sample_weight.shape[0] != X.shape[0]:
+                    raise ValueError(
+                        f"sample_weight has {sample_weight.shape[0]} values, but {name} has {X.shape[0]} rows."
+                    )
                 sample_weight = da.from_array(sample_weight, chunks=(X.chunks[0],))
             if sample_weight.ndim != 1 or len(sample_weight.chunks[0]) != len(X.chunks[0]):
                 raise ValueError(

@@ -76,8 +76,9 @@ def chunk_source(X, sample_weight=None, *, name: str = "X"):
         return None
     if hasattr(X, "__next__"):
         raise TypeError(
-            f"{name} is a one-shot iterator ({type(X).__name__}): EM passes over the data once per iteration, "
-            "and an iterator is exhausted after the first pass. Pass a callable that returns a new iterator "
+            f"{name} is a one-shot iterator ({type(X).__name__}): fastem reads block sources more than once "
+            "(a fit checks the data in a first pass, then makes one pass per EM iteration), and an iterator is "
+            "exhausted after the first pass. Pass a callable that returns a new iterator "
             f"of row blocks each time it is called (for example `lambda: read_blocks(path)`), or an object "
             "whose __iter__ starts a new pass."
         )
@@ -282,7 +283,12 @@ class MemmapSource(ChunkSource):
     seen through a writeable alias (:func:`_writeable_alias`) because Numba
     compiles a separate specialisation of every kernel for read-only arrays;
     the kernels never write to X. Other memmaps (other dtypes or byte
-    orders, strided views) are copied block by block into one buffer.
+    orders, strided views, writeable mappings the caller marked read-only)
+    are copied block by block into one buffer.
+
+    Blocks hold whole kernel chunks (``CHUNK_ROWS`` rows), so the E-step adds
+    exactly the in-memory sums, except for rows wider than a block's budget
+    (over 4096 float64 features), which get fewer rows per block.
     """
 
     def __init__(self, X: np.memmap, sample_weight=None, *, name: str = "X", block_bytes: int | None = None):
@@ -302,8 +308,15 @@ class MemmapSource(ChunkSource):
             raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
         block_bytes = MEMMAP_BLOCK_BYTES if block_bytes is None else block_bytes
         row_bytes = max(self.n_features * self.dtype.itemsize, 1)
-        self.block_rows = max(CHUNK_ROWS, (block_bytes // row_bytes) // CHUNK_ROWS * CHUNK_ROWS)
-        self.in_place = X.dtype == self.dtype and X.flags.c_contiguous
+        rows = max(block_bytes // row_bytes, 1)
+        # Whole kernel chunks where a block holds at least one (bit-identical
+        # to in memory); very wide rows get smaller blocks, to keep the memory bound.
+        self.block_rows = rows // CHUNK_ROWS * CHUNK_ROWS if rows >= CHUNK_ROWS else rows
+        # In place: native floats, contiguous, and either writeable or a read-only
+        # mapping (mode 'r'), where a stray write would fault instead of changing data.
+        self.in_place = (
+            X.dtype == self.dtype and X.flags.c_contiguous and (X.flags.writeable or getattr(X, "mode", None) == "r")
+        )
         self.sample_weight = None
         if sample_weight is not None:
             self.sample_weight = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)

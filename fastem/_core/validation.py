@@ -152,8 +152,12 @@ def _checked_data(X, name, min_samples, n_features, estimator_name, *, allow_nan
     return np.ascontiguousarray(array), has_nan
 
 
-def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
-    """Validate per-row weights; returns a float64 array or None for unit weights."""
+def check_sample_weight(sample_weight, n_samples: int, *, allow_zero_total: bool = False) -> np.ndarray | None:
+    """Validate per-row weights; returns a float64 array or None for unit weights.
+
+    ``allow_zero_total`` accepts weights that are all 0 (a part of a data set
+    whose statistics are computed, not a data set to fit).
+    """
     if sample_weight is None:
         return None
     weights = _as_float_array(sample_weight, "sample_weight")
@@ -170,7 +174,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
         raise ValueError(f"sample_weight must be non-negative; found minimum {weights.min()!r}.")
     with np.errstate(over="ignore"):  # an overflowing sum is reported just below
         total = weights.sum()
-    if not total > 0:
+    if not total > 0 and not allow_zero_total:
         raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
     if not np.isfinite(total):
         raise ValueError(

@@ -101,11 +101,11 @@ def merge_statistics(first: StatsAccumulator, second: StatsAccumulator) -> Stats
     return merged
 
 
-def source_estep(source, params: GaussianParams, covariance_type: str) -> GaussianStats:
-    """One E-step pass over a source's blocks under ``params``."""
+def source_estep(source, params: GaussianParams, covariance_type: str) -> GaussianStats | None:
+    """One E-step pass over a source's blocks under ``params``; None when the source gave no block."""
     n_threads = 1 if getattr(source, "remote", False) else None
     state = source.reduce(block_statistics, (params, covariance_type, n_threads), merge_statistics)
-    return state.result()
+    return None if state is None else state.result()
 
 
 def fit_from_source(model, source) -> None:
@@ -141,4 +141,4 @@ def fit_from_source(model, source) -> None:
         return source_estep(source, params, covariance_type)
 
     compiling = f"compiling kernels for {covariance_type} covariance, {dtype}, {n_features} features; cached for later runs"
-    model._run_em(initialize, estep_hook, dtype, n_features, warm, compiling)
+    model._run_em(initialize, estep_hook, dtype, n_features, warm, compiling, survey.weight_total)

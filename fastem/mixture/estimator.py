@@ -353,15 +353,21 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
             f"compiling kernels for {covariance_type} covariance, {X.dtype}, {n_features} features"
             f"{', missing values' if incomplete is not None else ''}; cached for later runs"
         )
-        self._run_em(initialize, estep_hook, X.dtype, n_features, warm, compiling)
+        weight_total = float(n_samples if sample_weight is None else sample_weight.sum())
+        self._run_em(initialize, estep_hook, X.dtype, n_features, warm, compiling, weight_total)
         return X, has_nan
 
     def _fit_source(self, source) -> None:
         """Fit from data read block by block (see ``chunked_fit.fit_from_source``)."""
         chunked_fit.fit_from_source(self, source)
 
-    def _run_em(self, initialize, estep_hook, dtype, n_features: int, warm: bool, compiling: str) -> None:
-        """Run the EM driver with this estimator's settings and store the fitted attributes."""
+    def _run_em(self, initialize, estep_hook, dtype, n_features: int, warm: bool, compiling: str,
+                weight_total: float) -> None:
+        """Run the EM driver with this estimator's settings and store the fitted attributes.
+
+        ``weight_total`` is the data's total weight (rows without weights),
+        which online EM needs to continue from the fit (``streaming``).
+        """
         covariance_type = self.covariance_type
         reg_covar = float(self.reg_covar)
         resp_eps = 10 * np.finfo(dtype).eps
@@ -386,7 +392,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = list(result.lower_bounds)
         self.n_features_in_ = n_features
-        self.__dict__.pop("_online_statistics", None)  # a batch fit restarts online EM's running statistics
+        self._restart_online(weight_total)
 
     def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
         weights_init, means_init, precisions_init = inits
@@ -411,6 +417,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         self.covariances_ = np.array(params.covariances, dtype=dtype)
         self.precisions_cholesky_ = np.array(params.precisions_cholesky, dtype=dtype)
         self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type).astype(dtype)
+        self._fitted_for = (self.n_components, self.covariance_type)
 
     def _params(self) -> GaussianParams:
         return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)

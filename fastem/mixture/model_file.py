@@ -108,6 +108,7 @@ def load_model(file, estimator_class):
     model.lower_bounds_ = [float(value) for value in arrays["lower_bounds_"]]
     for name, value in attributes.items():
         setattr(model, name, value)
+    model._fitted_for = (model.n_components, model.covariance_type)
     return model
 
 

@@ -109,6 +109,44 @@ class SufficientStatistics:
             self.log_likelihood, self.weight_total,
         )
 
+    @classmethod
+    def _implied_by(cls, params, covariance_type: str, reg_covar: float) -> "SufficientStatistics":
+        """The statistics, per unit of weight, whose M-step gives back ``params`` (up to rounding).
+
+        ``resp_sum`` = the weights, ``first`` = 0 at ``shift`` = the means,
+        ``second`` = weight x (covariance - reg_covar), in each type's layout.
+        Online EM starts from these to continue a fitted model.
+        """
+        weights = np.asarray(params.weights, dtype=np.float64)
+        means = np.asarray(params.means, dtype=np.float64)
+        covariances = np.asarray(params.covariances, dtype=np.float64)
+        n_features = means.shape[1]
+        if covariance_type == "full":
+            second = weights[:, None, None] * (covariances - reg_covar * np.eye(n_features))
+        elif covariance_type == "tied":
+            second = weights.sum() * (covariances - reg_covar * np.eye(n_features))
+        elif covariance_type == "diag":
+            second = weights[:, None] * (covariances - reg_covar)
+        else:
+            second = np.repeat((weights * (covariances - reg_covar))[:, None], n_features, axis=1)
+        return cls(covariance_type, weights, np.zeros_like(means), second, means, 0.0, 1.0)
+
+    @classmethod
+    def _zero(cls, params, covariance_type: str) -> "SufficientStatistics":
+        """The statistics of no rows (an empty part of a data set), centred at ``params.means``."""
+        means = np.asarray(params.means, dtype=np.float64)
+        k, d = means.shape
+        second_shape = {"full": (k, d, d), "tied": (d, d)}.get(covariance_type, (k, d))
+        return cls(covariance_type, np.zeros(k), np.zeros((k, d)), np.zeros(second_shape), means, 0.0, 0.0)
+
+    def __reduce__(self):
+        # Through __init__ again, so an unpickled copy is validated and read-only as well.
+        return (
+            SufficientStatistics,
+            (self.covariance_type, self.resp_sum, self.first, self.second, self.shift,
+             self.log_likelihood, self.weight_total),
+        )
+
     # -- algebra ---------------------------------------------------------------------
 
     @property

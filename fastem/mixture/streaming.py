@@ -11,18 +11,24 @@
   they return dask arrays computed one task per block.
 
 Online EM (Cappé & Moulines 2009; Liang & Klein 2009, "stepwise EM"). The
-running statistics ``s`` are per unit of weight. For the t-th call (t = 0, 1,
-...), with ``b`` the mini-batch's statistics under the current parameters,
-divided by its total weight:
+running statistics ``s`` are per unit of weight. For step t, with ``b`` the
+mini-batch's statistics under the current parameters, divided by its total
+weight:
 
     rho_t = (t + 2) ** -ONLINE_DECAY,   s <- (1 - rho_t) s + rho_t b,   params <- M-step(s)
 
 The first call initialises the parameters from its batch (``init_params``,
 or ``weights_init``/``means_init``/``precisions_init``) and takes ``s = b``
-(rho = 1). ``ONLINE_DECAY`` = 0.6 lies in (0.5, 1], where the step sizes sum
-to infinity while their squares do not, the condition under which the
-running statistics converge. A ``fit`` starts over; ``partial_fit`` after a
-``fit`` continues from the fitted parameters with t = 0.
+(step 0, no blending); the calls after it are steps t = 1, 2, ... ``ONLINE_DECAY`` = 0.6 lies in (0.5,
+1], where the step sizes sum to infinity while their squares do not, the
+condition under which the running statistics converge.
+
+After ``fit`` or ``update_from_statistics`` on W rows' worth of weight,
+``partial_fit`` continues from the fitted model: ``s`` starts as the
+statistics its parameters imply (``SufficientStatistics._implied_by``), and
+a batch of weight B is step ``t = W / B``, as if the fit had been W / B
+batches of that size. A small batch then moves a well-fitted model little.
+A model read by ``load`` has no record of W and continues from t = 0.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 
 from fastem._core.numba import numba_threads, resolve_n_jobs
 from fastem._core.sources import chunk_source, is_dask_array
-from fastem._core.validation import check_data, check_random_state, check_sample_weight
+from fastem._core.validation import check_data_with_missing, check_random_state, check_sample_weight
 from fastem.mixture.chunked_fit import source_estep
 from fastem.mixture.parameters import GaussianParams
 from fastem.mixture.statistics import SufficientStatistics
@@ -56,7 +62,8 @@ class StreamingMethods:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), numpy.memmap, dask array, or row blocks
-            Any data ``fit`` accepts, except missing values (NaN).
+            Any data ``fit`` accepts, except missing values (NaN). An empty
+            part (no rows, or weights all 0) gives statistics of weight 0.
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -64,16 +71,25 @@ class StreamingMethods:
         stats : SufficientStatistics
         """
         self._check_is_fitted()
+        if not _fitted_for_current_parameters(self):
+            fitted_k, fitted_type = getattr(self, "_fitted_for", (None, None))
+            raise ValueError(
+                f"The fitted attributes were fitted for n_components={fitted_k}, covariance_type={fitted_type!r}, "
+                f"but the model is now set to n_components={self.n_components}, "
+                f"covariance_type={self.covariance_type!r}: fit it again first."
+            )
         params = self._params()
         with numba_threads(resolve_n_jobs(self.n_jobs)):
             source = chunk_source(X, sample_weight)
             if source is None:
-                X = check_data(X, n_features=self.n_features_in_)
-                weights = check_sample_weight(sample_weight, X.shape[0])
+                X = _checked_complete(X, self.n_features_in_, 0, "compute_statistics")
+                weights = check_sample_weight(sample_weight, X.shape[0], allow_zero_total=True)
                 stats = estep(X, weights, params, self.covariance_type)
             else:
                 _expect_model_shape(source, self)
                 stats = source_estep(source, params, self.covariance_type)
+        if stats is None:  # a source with no blocks: an empty part
+            return SufficientStatistics._zero(params, self.covariance_type)
         return SufficientStatistics._from_internal(stats, self.covariance_type)
 
     def update_from_statistics(self, stats: SufficientStatistics):
@@ -102,7 +118,7 @@ class StreamingMethods:
                 f"stats are for {stats.n_components} components with covariance_type={stats.covariance_type!r}; "
                 f"this model has n_components={self.n_components}, covariance_type={self.covariance_type!r}."
             )
-        fitted = self.__sklearn_is_fitted__() and hasattr(self, "means_")
+        fitted = _fitted_for_current_parameters(self)
         if fitted and stats.n_features != self.n_features_in_:
             raise ValueError(
                 f"stats have {stats.n_features} features, but GaussianMixture is expecting "
@@ -115,8 +131,9 @@ class StreamingMethods:
         self.n_iter_ = (self.n_iter_ + 1) if fitted and hasattr(self, "n_iter_") else 1
         self.converged_ = False
         self.lower_bound_ = stats.mean_log_likelihood
-        self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), self.lower_bound_] if fitted else [self.lower_bound_]
+        self.lower_bounds_ = [*self.lower_bounds_, self.lower_bound_] if fitted else [self.lower_bound_]
         self.n_features_in_ = stats.n_features
+        self._restart_online(stats.weight_total)
         return self
 
     def _apply_mstep(self, stats, dtype) -> None:
@@ -124,14 +141,21 @@ class StreamingMethods:
         params = mstep(stats, self.covariance_type, float(self.reg_covar), 10 * np.finfo(dtype).eps, float32)
         self._set_fitted(params, dtype)
 
+    def _restart_online(self, weight_seen: float) -> None:
+        """Forget online EM's running statistics: new parameters came from ``weight_seen`` rows' worth of data."""
+        self._online_statistics = None
+        self._online_weight_seen = float(weight_seen)
+
     # -- online EM ---------------------------------------------------------------------
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model from one mini-batch of rows (stepwise online EM; see the module docstring).
 
         The first call (and the first after ``n_components`` or
-        ``covariance_type`` changed) initialises from its batch, which then needs at least
-        ``n_components`` rows. Missing values (NaN) are not supported here.
+        ``covariance_type`` changed) initialises from its batch, which then
+        needs at least ``n_components`` rows. After ``fit`` (or ``load``, or
+        ``update_from_statistics``) it continues from the fitted model; see
+        the module docstring. Missing values (NaN) are not supported here.
 
         Parameters
         ----------
@@ -145,42 +169,48 @@ class StreamingMethods:
 
         Notes
         -----
-        After each call ``n_iter_`` is the number of updates since the model
-        was initialised, ``lower_bound_`` the batch's mean log-likelihood under
-        the parameters it was given, and ``converged_`` False.
+        After each call ``n_iter_`` is the number of ``partial_fit`` updates
+        since the model was initialised or fitted, ``lower_bound_`` the
+        batch's mean log-likelihood under the parameters it was given, and
+        ``converged_`` False.
         """
         self._check_parameters()
         fitted = _fitted_for_current_parameters(self)
-        X = check_data(X, n_features=self.n_features_in_ if fitted else None, estimator_name="GaussianMixture")
+        X = _checked_complete(X, self.n_features_in_ if fitted else None, 1, "partial_fit")
         weights = check_sample_weight(sample_weight, X.shape[0])
         batch_weight = X.shape[0] if weights is None else float(weights.sum())
-        if batch_weight <= 0:
-            raise ValueError("The mini-batch has a total sample_weight of 0: nothing to learn from.")
         dtype = self.means_.dtype if fitted else X.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
         running = getattr(self, "_online_statistics", None) if fitted else None
         with numba_threads(resolve_n_jobs(self.n_jobs)):
-            if fitted:
-                params = self._params()
+            if not fitted:
+                params, step, updates = self._first_batch_params(X, weights), None, 0
             else:
-                params = self._first_batch_params(X, weights)
+                params, updates = self._params(), getattr(self, "_online_updates", 0) if running is not None else 0
+                if running is None:
+                    # Continue a fitted model: the running statistics are those its parameters
+                    # imply, and it counts as weight_seen / batch_weight batches already seen.
+                    running = SufficientStatistics._implied_by(params, self.covariance_type, float(self.reg_covar))
+                    step = getattr(self, "_online_weight_seen", 0.0) / batch_weight
+                else:
+                    step = self._online_steps
             stats = estep(X, weights, params, self.covariance_type)
             batch = SufficientStatistics._from_internal(stats, self.covariance_type).scaled(1.0 / batch_weight)
-            step = 0 if running is None else self._online_steps
-            rho = 1.0 if running is None else (step + 2.0) ** -ONLINE_DECAY
-            if running is None:
-                running = batch
+            if step is None:
+                running, step = batch, 0.0
             else:
+                rho = (step + 2.0) ** -ONLINE_DECAY
                 # Centre the running sums at the current means before blending (exact), so
                 # they stay as accurate as a fresh E-step's.
                 running = running.shifted_to(batch.shift).scaled(1.0 - rho).merge(batch.scaled(rho))
             self._apply_mstep(running._to_internal(), dtype)
         self._online_statistics = running
-        self._online_steps = step + 1
-        self.n_iter_ = self._online_steps
+        self._online_steps = step + 1.0
+        self._online_updates = updates + 1
+        self.n_iter_ = self._online_updates
         self.converged_ = False
         self.lower_bound_ = batch.mean_log_likelihood
-        self.lower_bounds_ = [self.lower_bound_] if step == 0 else [*self.lower_bounds_, self.lower_bound_]
+        self.lower_bounds_ = [self.lower_bound_] if updates == 0 else [*self.lower_bounds_, self.lower_bound_]
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -225,17 +255,40 @@ class StreamingMethods:
         return np.empty(empty_shape, dtype=np.int64 if method == "predict" else np.float64)
 
 
+def _checked_complete(X, n_features, min_samples: int, method: str) -> np.ndarray:
+    """X validated as ``fit`` validates it, then refused if it holds NaN, naming the method."""
+    X, has_nan = check_data_with_missing(X, n_features=n_features, min_samples=min_samples)
+    if has_nan:
+        raise ValueError(
+            f"Input X contains NaN. GaussianMixture.{method} does not support missing values; GaussianMixture.fit "
+            "does (on in-memory arrays)."
+        )
+    return X
+
+
 def _fitted_for_current_parameters(model) -> bool:
-    """Whether the model holds fitted parameters of its current n_components and covariance_type."""
+    """Whether the model holds fitted parameters of its current n_components and covariance_type.
+
+    Decided from what the fitted attributes were made for (recorded when they
+    are set), not from their shapes: 'tied' and 'diag' covariances have the
+    same shape when n_components == n_features.
+    """
     if not (hasattr(model, "means_") and hasattr(model, "n_features_in_")):
         return False
-    k, d = model.means_.shape
-    expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}.get(model.covariance_type)
-    return k == model.n_components and model.covariances_.shape == expected
+    fitted_for = getattr(model, "_fitted_for", None)
+    if fitted_for is None:  # fitted attributes set by older code (an old pickle): judge by shapes
+        k, d = model.means_.shape
+        expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}.get(model.covariance_type)
+        return k == model.n_components and np.shape(model.covariances_) == expected
+    return fitted_for == (model.n_components, model.covariance_type)
 
 
 def _expect_model_shape(source, model) -> None:
-    """Check a source against the fitted model's feature count; blocks are then read in the model's dtype."""
+    """Check a source against the fitted model's feature count.
+
+    Iterables, whose first block would otherwise decide, are read in the
+    model's dtype; memmaps and dask arrays keep their own.
+    """
     if source.n_features is not None and source.n_features != model.n_features_in_:
         raise ValueError(
             f"X has {source.n_features} features, but GaussianMixture is expecting {model.n_features_in_} "
