@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from fastem._core.sources import ChunkSource, Survey
+from fastem._core.sources import ChunkSource, Survey, checked_matrix
 
 # States merged per tree node, in index order. Merges are small (a model's
 # statistics), so a wide tree costs little per node and saves tasks.
@@ -46,20 +46,12 @@ class DaskSource(ChunkSource):
     def __init__(self, X, sample_weight=None, *, name: str = "X"):
         import dask.array as da
 
-        if X.ndim != 2:
-            kind = {0: "scalar", 1: "1D"}.get(X.ndim, f"{X.ndim}D")
-            raise ValueError(f"Expected a 2D array for {name}, got a {kind} dask array instead (shape={X.shape}).")
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be numeric; got a dask array of dtype {X.dtype}.")
+        self.dtype = checked_matrix(X, name, "dask array")
         self.name = name
         if not math.isnan(X.shape[1]) and len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         self.X = X
         self.n_features = int(X.shape[1])
-        if self.n_features < 1:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
-        self.dtype = X.dtype if (X.dtype.kind == "f" and X.dtype.itemsize in (4, 8)) else np.dtype(np.float64)
-        self.dtype = self.dtype.newbyteorder("=")
         self.sample_weight = None
         if sample_weight is not None:
             if not hasattr(sample_weight, "dask"):
@@ -138,14 +130,12 @@ class DaskSource(ChunkSource):
 
         sizes = self._block_sizes()
         starts = np.concatenate([[0], np.cumsum(sizes)])
-        validate = dask.delayed(_validated_block, pure=True)
-        spec = (self.name, self.n_features, self.dtype)
         picks = []
         for index, (block, weights) in enumerate(self._delayed_blocks()):
             lo, hi = np.searchsorted(indices, [starts[index], starts[index + 1]])
             if hi > lo:
                 local = indices[lo:hi] - starts[index]
-                picks.append(dask.delayed(_take_rows, pure=True)(validate(spec, block, weights, index, False), local))
+                picks.append(dask.delayed(_take_rows, pure=True)(*self._validated(block, weights, index), local))
         parts = self._compute(picks)
         X = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, self.n_features), self.dtype)
         weighted = self.sample_weight is not None
@@ -183,8 +173,7 @@ def _block_survey(block, weights, context, into):
     return survey
 
 
-def _take_rows(checked, local):
-    block, weights = checked
+def _take_rows(block, weights, local):
     return block[local], (None if weights is None else weights[local])
 
 

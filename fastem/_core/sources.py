@@ -228,6 +228,24 @@ class Survey:
         return merged
 
 
+def checked_matrix(X, name: str, what: str) -> np.dtype:
+    """Check a whole-data-set array (memmap, dask array) is 2-D, numeric, with features; return the fit's dtype.
+
+    float32 and float64 keep their precision (native byte order); other
+    numeric types are read as float64, as in-memory input is.
+    """
+    if X.ndim != 2:
+        kind = {0: "scalar", 1: "1D"}.get(X.ndim, f"{X.ndim}D")
+        raise ValueError(f"Expected a 2D array for {name}, got a {kind} {what} instead (shape={X.shape}).")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric; got a {what} of dtype {X.dtype}.")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if X.dtype.kind == "f" and X.dtype.itemsize in (4, 8):
+        return X.dtype.newbyteorder("=")
+    return np.dtype(np.float64)
+
+
 def _checked_block_weights(weights, n_rows: int, where: str) -> np.ndarray:
     weights = _as_float_array(weights, f"sample_weight of {where}")
     if weights.shape != (n_rows,):
@@ -292,20 +310,10 @@ class MemmapSource(ChunkSource):
     """
 
     def __init__(self, X: np.memmap, sample_weight=None, *, name: str = "X", block_bytes: int | None = None):
-        if X.ndim != 2:
-            kind = {0: "scalar", 1: "1D"}.get(X.ndim, f"{X.ndim}D")
-            raise ValueError(f"Expected a 2D array for {name}, got a {kind} memmap instead (shape={X.shape}).")
+        self.dtype = checked_matrix(X, name, "memmap")
         self.X = X
         self.name = name
-        if X.dtype.kind == "f" and X.dtype.itemsize in (4, 8):
-            self.dtype = X.dtype.newbyteorder("=")
-        elif X.dtype.kind in "biuf":
-            self.dtype = np.dtype(np.float64)
-        else:
-            raise ValueError(f"{name} must be numeric; got a memmap of dtype {X.dtype}.")
         self.n_samples, self.n_features = X.shape
-        if self.n_features < 1:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
         block_bytes = MEMMAP_BLOCK_BYTES if block_bytes is None else block_bytes
         row_bytes = max(self.n_features * self.dtype.itemsize, 1)
         rows = max(block_bytes // row_bytes, 1)

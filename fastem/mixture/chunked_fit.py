@@ -41,21 +41,13 @@ def init_sample_size(n_features: int) -> int:
     return int(max(INIT_SAMPLE_MIN_ROWS, min(INIT_SAMPLE_MAX_ROWS, by_memory)))
 
 
-def check_survey(survey, n_components: int, name: str) -> None:
-    """The in-memory checks of sample counts, on what a validating pass over the blocks found."""
+def check_survey(survey, model, name: str) -> None:
+    """The in-memory fit's checks of row counts, on what a validating pass over the blocks found."""
     if survey.n_samples < 2:
         raise ValueError(
             f"Found array with {survey.n_samples} sample(s) while a minimum of 2 is required for {name}."
         )
-    if survey.n_samples < n_components:
-        raise ValueError(
-            f"Expected n_samples >= n_components but got n_components = {n_components}, "
-            f"n_samples = {survey.n_samples}"
-        )
-    if survey.weighted and survey.n_positive < n_components:
-        raise ValueError(
-            f"sample_weight has {survey.n_positive} positive entries, fewer than n_components = {n_components}."
-        )
+    model._check_row_counts(survey.n_samples, survey.n_positive if survey.weighted else None)
 
 
 def initial_sample(source, survey, n_components: int, random_state) -> tuple[np.ndarray, np.ndarray | None]:
@@ -117,14 +109,9 @@ def fit_from_source(model, source) -> None:
     model._check_parameters()
     survey = source.survey()
     n_features, dtype = source.n_features, source.dtype
-    check_survey(survey, model.n_components, source.name)
+    check_survey(survey, model, source.name)
     inits = model._checked_init_arrays(n_features, dtype)
-    warm = bool(model.warm_start) and hasattr(model, "converged_")
-    if warm and model.n_features_in_ != n_features:
-        raise ValueError(
-            f"X has {n_features} features, but GaussianMixture is expecting {model.n_features_in_} "
-            "features as input (warm_start continues the previous fit)."
-        )
+    warm = model._continues_previous_fit(n_features)
     covariance_type = model.covariance_type
     float32 = dtype == np.float32
     resp_eps = 10 * np.finfo(dtype).eps

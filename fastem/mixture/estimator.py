@@ -302,17 +302,10 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         self._check_parameters()
         X, has_nan = check_data_with_missing(X, min_samples=2)
         n_samples, n_features = X.shape
-        if n_samples < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {n_samples}"
-            )
+        self._check_row_counts(n_samples, None)
         sample_weight = check_sample_weight(sample_weight, n_samples)
-        if sample_weight is not None and np.count_nonzero(sample_weight) < self.n_components:
-            raise ValueError(
-                f"sample_weight has {np.count_nonzero(sample_weight)} positive entries, fewer than "
-                f"n_components = {self.n_components}."
-            )
+        if sample_weight is not None:
+            self._check_row_counts(n_samples, np.count_nonzero(sample_weight))
         incomplete = missing.MissingData(X, sample_weight) if has_nan else None
         if incomplete is not None and incomplete.n_informative < self.n_components:
             raise ValueError(
@@ -325,12 +318,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         resp_eps = 10 * np.finfo(X.dtype).eps
         reg_covar = float(self.reg_covar)
 
-        warm = bool(self.warm_start) and hasattr(self, "converged_")
-        if warm and self.n_features_in_ != n_features:
-            raise ValueError(
-                f"X has {n_features} features, but GaussianMixture is expecting {self.n_features_in_} "
-                "features as input (warm_start continues the previous fit)."
-            )
+        warm = self._continues_previous_fit(n_features)
 
         # With missing values, the initialisation runs on X with each NaN
         # replaced by its column's observed mean; the EM iterations then use
@@ -356,6 +344,28 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         weight_total = float(n_samples if sample_weight is None else sample_weight.sum())
         self._run_em(initialize, estep_hook, X.dtype, n_features, warm, compiling, weight_total)
         return X, has_nan
+
+    def _check_row_counts(self, n_samples: int, n_positive) -> None:
+        """At least n_components rows, and as many of positive weight (``n_positive``, None without weights)."""
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}"
+            )
+        if n_positive is not None and n_positive < self.n_components:
+            raise ValueError(
+                f"sample_weight has {n_positive} positive entries, fewer than n_components = {self.n_components}."
+            )
+
+    def _continues_previous_fit(self, n_features: int) -> bool:
+        """Whether this fit warm-starts from the previous one (which must have had n_features)."""
+        warm = bool(self.warm_start) and hasattr(self, "converged_")
+        if warm and self.n_features_in_ != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but GaussianMixture is expecting {self.n_features_in_} "
+                "features as input (warm_start continues the previous fit)."
+            )
+        return warm
 
     def _fit_source(self, source) -> None:
         """Fit from data read block by block (see ``chunked_fit.fit_from_source``)."""

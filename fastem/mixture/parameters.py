@@ -85,6 +85,17 @@ def check_means_init(means, n_components: int, n_features: int, dtype=np.float64
     return means
 
 
+def second_moment_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    """Shape of the second-moment statistics kept for ``covariance_type`` (see ``GaussianStats``).
+
+    Spherical models keep the diagonal, as diag ones: their M-step averages it.
+    """
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+    }.get(covariance_type, (n_components, n_features))
+
+
 def precisions_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
     return {
         "full": (n_components, n_features, n_features),

@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from fastem.mixture.parameters import COVARIANCE_TYPES, GaussianStats
+from fastem.mixture.parameters import COVARIANCE_TYPES, GaussianStats, second_moment_shape
 
 
 class SufficientStatistics:
@@ -68,10 +68,7 @@ class SufficientStatistics:
         n_features = first.shape[1]
         shift = _float_array(shift, "shift", 2)
         second = _float_array(second, "second", None)
-        expected_second = {
-            "full": (n_components, n_features, n_features),
-            "tied": (n_features, n_features),
-        }.get(covariance_type, (n_components, n_features))
+        expected_second = second_moment_shape(covariance_type, n_components, n_features)
         for name, array, shape in (
             ("first", first, (n_components, n_features)),
             ("shift", shift, (n_components, n_features)),
@@ -136,8 +133,8 @@ class SufficientStatistics:
         """The statistics of no rows (an empty part of a data set), centred at ``params.means``."""
         means = np.asarray(params.means, dtype=np.float64)
         k, d = means.shape
-        second_shape = {"full": (k, d, d), "tied": (d, d)}.get(covariance_type, (k, d))
-        return cls(covariance_type, np.zeros(k), np.zeros((k, d)), np.zeros(second_shape), means, 0.0, 0.0)
+        second = np.zeros(second_moment_shape(covariance_type, k, d))
+        return cls(covariance_type, np.zeros(k), np.zeros((k, d)), second, means, 0.0, 0.0)
 
     def __reduce__(self):
         # Through __init__ again, so an unpickled copy is validated and read-only as well.

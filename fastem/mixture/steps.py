@@ -23,6 +23,7 @@ from fastem.mixture.parameters import (
     GaussianStats,
     log_det_cholesky,
     precision_cholesky,
+    second_moment_shape,
 )
 from fastem._core.numba import BLAS_MIN_FEATURES, blas_pinning_available, call_specialised
 
@@ -102,10 +103,7 @@ class StatsAccumulator:
         self.model = _kernel_model(params, covariance_type, self.dtype)
         n_components, n_features = params.means.shape
         self.n_features = n_features
-        second_shape = {
-            "full": (n_components, n_features, n_features),
-            "tied": (n_features, n_features),
-        }.get(covariance_type, (n_components, n_features))
+        second_shape = second_moment_shape(covariance_type, n_components, n_features)
         self.raw = [np.zeros(n_components), np.zeros((n_components, n_features)), np.zeros(second_shape)]
         if covariance_type == "tied":
             self.raw.append(np.zeros((n_components, n_components)))  # the responsibility spread

@@ -39,7 +39,7 @@ from fastem._core.numba import numba_threads, resolve_n_jobs
 from fastem._core.sources import chunk_source, is_dask_array
 from fastem._core.validation import check_data_with_missing, check_random_state, check_sample_weight
 from fastem.mixture.chunked_fit import source_estep
-from fastem.mixture.parameters import GaussianParams
+from fastem.mixture.parameters import GaussianParams, precisions_shape
 from fastem.mixture.statistics import SufficientStatistics
 from fastem.mixture.steps import estep, mstep
 
@@ -249,10 +249,7 @@ class StreamingMethods:
             return None
         _expect_model_shape(source, self)
         parts = [getattr(self, method)(block) for block, _ in source.blocks() if block.shape[0]]
-        if parts:
-            return np.concatenate(parts)
-        empty_shape = (0, self.n_components) if method == "predict_proba" else (0,)
-        return np.empty(empty_shape, dtype=np.int64 if method == "predict" else np.float64)
+        return np.concatenate(parts) if parts else _empty_result(self, method)
 
 
 def _checked_complete(X, n_features, min_samples: int, method: str) -> np.ndarray:
@@ -278,7 +275,7 @@ def _fitted_for_current_parameters(model) -> bool:
     fitted_for = getattr(model, "_fitted_for", None)
     if fitted_for is None:  # fitted attributes set by older code (an old pickle): judge by shapes
         k, d = model.means_.shape
-        expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}.get(model.covariance_type)
+        expected = precisions_shape(model.covariance_type, k, d)  # covariances have the precisions' shape
         return k == model.n_components and np.shape(model.covariances_) == expected
     return fitted_for == (model.n_components, model.covariance_type)
 
@@ -321,7 +318,10 @@ def _dask_inference(model, X, method: str):
 
 
 def _apply_to_block(block, model, method: str):
-    if block.shape[0] == 0:
-        shape = (0, model.n_components) if method == "predict_proba" else (0,)
-        return np.empty(shape, dtype=np.int64 if method == "predict" else np.float64)
-    return getattr(model, method)(block)
+    return getattr(model, method)(block) if block.shape[0] else _empty_result(model, method)
+
+
+def _empty_result(model, method: str) -> np.ndarray:
+    """What ``method`` returns for no rows (the in-memory methods refuse empty input)."""
+    shape = (0, model.n_components) if method == "predict_proba" else (0,)
+    return np.empty(shape, dtype=np.int64 if method == "predict" else np.float64)
