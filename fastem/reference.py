@@ -7,6 +7,10 @@ as baselines of the benchmarks:
 * Gaussian mixtures (``e_step``, ``m_step``, ``fit``): per-component
   ``scipy.stats.multivariate_normal`` densities, an explicit n x k
   responsibility matrix, two-pass weighted covariances.
+* mclust's constrained covariance models (``constrained_mstep``): the
+  M-step maximised numerically (BFGS over the volume, shape and orientation
+  of Celeux & Govaert's decomposition, from several starts), with no use of
+  the closed forms or the iterations of ``fastem.mixture.constrained_mstep``.
 * Gaussian mixtures on data with missing values (``missing_e_step``,
   ``missing_m_step``, ``missing_fit``, ``missing_impute``): one row at a
   time, the marginal density of its observed coordinates, then the
@@ -129,6 +133,105 @@ def stepwise_fit(batches, weights, means, covariances, covariance_type: str = "f
         weights = nk / nk.sum()
         covariances = covariances_from_scatter(scatter, nk, covariance_type, reg_covar)
     return weights, means, covariances
+
+
+###############################################################################
+# mclust's constrained covariance models: the M-step maximised numerically
+
+
+def _skew(entries, n_features):
+    """The skew-symmetric matrix with ``entries`` above the diagonal."""
+    matrix = np.zeros((n_features, n_features))
+    matrix[np.triu_indices(n_features, 1)] = entries
+    return matrix - matrix.T
+
+
+def _decomposition_parts(letters: str, n_components: int, n_features: int) -> list:
+    """(part, count per instance, instances) of Sigma_k = lambda_k D_k A_k D_k^T for mclust's three letters."""
+    instances = {"E": 1, "V": n_components, "I": 0}
+    parts = [("volume", 1, instances[letters[0]]), ("shape", n_features - 1, instances[letters[1]])]
+    parts.append(("orientation", n_features * (n_features - 1) // 2, instances[letters[2]]))
+    return parts
+
+
+def constrained_covariances_from_theta(theta, letters: str, n_components: int, n_features: int) -> np.ndarray:
+    """Sigma_k (k, d, d) from the free parameters: log volumes, log shapes (summing to 0), skew entries -> expm."""
+    from scipy.linalg import expm
+
+    values, offset = {}, 0
+    for part, count, instances in _decomposition_parts(letters, n_components, n_features):
+        chunk = np.asarray(theta[offset:offset + count * instances]).reshape(instances, count)
+        offset += count * instances
+        values[part] = [chunk[min(j, instances - 1)] if instances else None for j in range(n_components)]
+    covariances = np.empty((n_components, n_features, n_features))
+    for j in range(n_components):
+        volume = np.exp(values["volume"][j][0])
+        log_shape = np.zeros(n_features) if values["shape"][j] is None else np.append(values["shape"][j], 0.0)
+        shape = np.exp(log_shape - log_shape.mean())
+        rotation = np.eye(n_features) if values["orientation"][j] is None else expm(_skew(values["orientation"][j], n_features))
+        covariances[j] = volume * (rotation * shape) @ rotation.T
+    return covariances
+
+
+def constrained_objective(covariances, resp_sum, scatter) -> float:
+    """sum_k n_k log|Sigma_k| + tr(W_k Sigma_k^-1): minus twice the M-step's objective, up to a constant."""
+    total = 0.0
+    for n_k, sigma, w in zip(resp_sum, covariances, scatter):
+        total += n_k * np.linalg.slogdet(sigma)[1] + np.trace(np.linalg.solve(sigma, w))
+    return float(total)
+
+
+def constrained_mstep(letters: str, resp_sum, covariances, n_random_starts: int = 4, seed: int = 0):
+    """The covariances of mclust model ``letters`` (e.g. 'VEV') that maximise the M-step's objective, numerically.
+
+    ``covariances`` are the unconstrained per-component covariances S_k
+    (k, d, d), ``resp_sum`` the weights n_k; the scatter is W_k = n_k S_k.
+    BFGS runs over the model's free parameters (their number is mclust's
+    count) from a start near the unconstrained covariances and from random
+    starts; the best end is returned as (covariances (k, d, d), number of free
+    parameters).
+    """
+    from scipy.linalg import logm
+    from scipy.optimize import minimize
+
+    resp_sum = np.asarray(resp_sum, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    n_components, n_features = covariances.shape[:2]
+    scatter = resp_sum[:, None, None] * covariances
+    parts = _decomposition_parts(letters, n_components, n_features)
+    n_free = sum(count * instances for _, count, instances in parts)
+
+    def objective(theta):
+        return constrained_objective(constrained_covariances_from_theta(theta, letters, n_components, n_features), resp_sum, scatter)
+
+    # A start from the unconstrained covariances: each instance takes the mean of its components' logs.
+    start = []
+    eigen = []
+    for sigma in covariances:
+        vals, vecs = np.linalg.eigh(sigma)
+        vals, vecs = vals[::-1], vecs[:, ::-1]
+        if np.linalg.det(vecs) < 0:
+            vecs[:, -1] *= -1
+        eigen.append((np.log(vals), vecs))
+    for part, count, instances in parts:
+        for i in range(instances):
+            members = range(n_components) if instances == 1 else [i]
+            if part == "volume":
+                start.append(np.mean([eigen[j][0].mean() for j in members]))
+            elif part == "shape":
+                log_shape = np.mean([eigen[j][0] - eigen[j][0].mean() for j in members], axis=0)
+                start.extend(log_shape[:-1] - log_shape[-1])
+            else:
+                skew = np.real(logm(eigen[next(iter(members))][1]))
+                start.extend(skew[np.triu_indices(n_features, 1)])
+    rng = np.random.default_rng(seed)
+    starts = [np.array(start)] + [rng.normal(scale=0.5, size=n_free) for _ in range(n_random_starts)]
+    best = None
+    for theta in starts:
+        result = minimize(objective, theta, method="BFGS", options={"gtol": 1e-10, "maxiter": 20000})
+        if best is None or result.fun < best.fun:
+            best = result
+    return constrained_covariances_from_theta(best.x, letters, n_components, n_features), n_free
 
 
 ###############################################################################

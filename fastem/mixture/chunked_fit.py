@@ -112,7 +112,7 @@ def fit_from_source(model, source) -> None:
     check_survey(survey, model, source.name)
     inits = model._checked_init_arrays(n_features, dtype)
     warm = model._continues_previous_fit(n_features)
-    covariance_type = model.covariance_type
+    layout = model._layout
     float32 = dtype == np.float32
     resp_eps = 10 * np.finfo(dtype).eps
     reg_covar = float(model.reg_covar)
@@ -125,7 +125,7 @@ def fit_from_source(model, source) -> None:
         return model._initial_params(X_init, w_init, random_state, inits, reg_covar, resp_eps, float32)
 
     def estep_hook(params):
-        return source_estep(source, params, covariance_type)
+        return source_estep(source, params, layout)
 
-    compiling = f"compiling kernels for {covariance_type} covariance, {dtype}, {n_features} features; cached for later runs"
+    compiling = f"compiling kernels for {layout} covariance, {dtype}, {n_features} features; cached for later runs"
     model._run_em(initialize, estep_hook, dtype, n_features, warm, compiling, survey.weight_total)

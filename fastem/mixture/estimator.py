@@ -22,8 +22,8 @@ from fastem._core.validation import (
 from fastem._core.sources import chunk_source
 from fastem.mixture import chunked_fit, missing
 from fastem.mixture.model_file import load_model, save_model
+from fastem.mixture.covariance_models import COVARIANCE_MODELS, kernel_layout, n_covariance_parameters
 from fastem.mixture.parameters import (
-    COVARIANCE_TYPES,
     INIT_METHODS,
     GaussianParams,
     check_means_init,
@@ -61,10 +61,18 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : str, default='full'
         'full': each component has its own covariance matrix; 'tied': all
         share one; 'diag': each has a diagonal covariance; 'spherical': each
-        has a single variance.
+        has a single variance. Also any of mclust's fourteen models, named by
+        volume, shape and orientation (E equal, V varying, I identity):
+        'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE',
+        'VVE', 'EEV', 'VEV', 'EVV', 'VVV' (see
+        ``fastem.mixture.covariance_models``); VII, VVI, EEE and VVV are
+        spherical, diag, tied and full. ``covariances_`` has the shape of
+        the kernel layout: (n_components,) for EII, (n_components,
+        n_features) for the other diagonal models, (n_components,
+        n_features, n_features) for the ellipsoidal ones but EEE.
     tol : float, default=1e-3
         EM stops when the mean log-likelihood changes by less than ``tol``.
     reg_covar : float, default=1e-6
@@ -206,7 +214,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
 
     def _check_parameters(self) -> None:
         check_int(self.n_components, "n_components", 1)
-        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_choice(self.covariance_type, "covariance_type", COVARIANCE_MODELS)
         check_real(self.tol, "tol", 0.0)
         check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.max_iter, "max_iter", 0)
@@ -228,7 +236,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         means = None if self.means_init is None else check_means_init(self.means_init, k, n_features, dtype)
         precisions = None
         if self.precisions_init is not None:
-            precisions = check_precisions_init(self.precisions_init, self.covariance_type, k, n_features, dtype)
+            precisions = check_precisions_init(self.precisions_init, self._layout, k, n_features, dtype)
         return weights, means, precisions
 
     # -- fitting ------------------------------------------------------------
@@ -313,7 +321,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
                 f"than n_components = {self.n_components}; rows whose entries are all NaN carry no information."
             )
         inits = self._checked_init_arrays(n_features, X.dtype)
-        covariance_type = self.covariance_type
+        layout = self._layout
         float32 = X.dtype == np.float32
         resp_eps = 10 * np.finfo(X.dtype).eps
         reg_covar = float(self.reg_covar)
@@ -332,13 +340,13 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
 
         if incomplete is None:
             def estep_hook(params):
-                return estep(X, sample_weight, params, covariance_type)
+                return estep(X, sample_weight, params, layout)
         else:
             def estep_hook(params):
-                return incomplete.estep(params, covariance_type)
+                return incomplete.estep(params, layout)
 
         compiling = (
-            f"compiling kernels for {covariance_type} covariance, {X.dtype}, {n_features} features"
+            f"compiling kernels for {layout} covariance, {X.dtype}, {n_features} features"
             f"{', missing values' if incomplete is not None else ''}; cached for later runs"
         )
         weight_total = float(n_samples if sample_weight is None else sample_weight.sum())
@@ -406,10 +414,10 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
 
     def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
         weights_init, means_init, precisions_init = inits
-        covariance_type = self.covariance_type
+        layout = self._layout
         if weights_init is None or means_init is None or precisions_init is None:
-            stats = initial_stats(X, sample_weight, self.n_components, self.init_params, covariance_type, random_state)
-            params = mstep(stats, covariance_type, reg_covar, resp_eps, float32)
+            stats = initial_stats(X, sample_weight, self.n_components, self.init_params, layout, random_state)
+            params = mstep(stats, self.covariance_type, reg_covar, resp_eps, float32)
         else:
             params = GaussianParams(None, None, None, None)
         if weights_init is not None:
@@ -417,8 +425,8 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         if means_init is not None:
             params.means = means_init.copy()
         if precisions_init is not None:
-            params.precisions_cholesky = precision_cholesky_from_precisions(precisions_init, covariance_type)
-            params.covariances = covariances_from_precisions(precisions_init, covariance_type)
+            params.precisions_cholesky = precision_cholesky_from_precisions(precisions_init, layout)
+            params.covariances = covariances_from_precisions(precisions_init, layout)
         return params
 
     def _set_fitted(self, params: GaussianParams, dtype) -> None:
@@ -426,8 +434,13 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         self.means_ = np.array(params.means, dtype=dtype)
         self.covariances_ = np.array(params.covariances, dtype=dtype)
         self.precisions_cholesky_ = np.array(params.precisions_cholesky, dtype=dtype)
-        self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type).astype(dtype)
+        self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self._layout).astype(dtype)
         self._fitted_for = (self.n_components, self.covariance_type)
+
+    @property
+    def _layout(self) -> str:
+        """The kernel layout of ``covariance_type`` (``covariance_models.kernel_layout``)."""
+        return kernel_layout(self.covariance_type)
 
     def _params(self) -> GaussianParams:
         return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
@@ -446,8 +459,8 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
     def _log_prob_of_valid(self, X, has_nan: bool) -> np.ndarray:
         with numba_threads(resolve_n_jobs(self.n_jobs)):
             if has_nan:
-                return missing.weighted_log_prob(X, self._params(), self.covariance_type)
-            return weighted_log_prob(X, self._params(), self.covariance_type)
+                return missing.weighted_log_prob(X, self._params(), self._layout)
+            return weighted_log_prob(X, self._params(), self._layout)
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood of each row of X under the fitted mixture.
@@ -536,7 +549,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         if method == "sample":
             rng = check_random_state(self.random_state if random_state is None else random_state)
         with numba_threads(resolve_n_jobs(self.n_jobs)):
-            return missing.impute(X, self._params(), self.covariance_type, rng)
+            return missing.impute(X, self._params(), self._layout, rng)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (seeded by ``random_state``, as scikit-learn).
@@ -554,9 +567,10 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         counts = rng.multinomial(n_samples, self.weights_.astype(np.float64) / self.weights_.astype(np.float64).sum())
         means = self.means_.astype(np.float64)
         covariances = self.covariances_.astype(np.float64)
-        if self.covariance_type == "full":
+        layout = self._layout
+        if layout == "full":
             parts = [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, covariances, counts)]
-        elif self.covariance_type == "tied":
+        elif layout == "tied":
             parts = [rng.multivariate_normal(m, covariances, int(s)) for m, s in zip(means, counts)]
         else:
             parts = [
@@ -619,15 +633,10 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
     # -- model selection ------------------------------------------------------
 
     def _n_parameters(self) -> int:
-        """Number of free parameters of the model."""
+        """Number of free parameters of the model (mclust's count for its models)."""
         n_features = self.means_.shape[1]
         k = self.n_components
-        covariance_params = {
-            "full": k * n_features * (n_features + 1) / 2.0,
-            "diag": k * n_features,
-            "tied": n_features * (n_features + 1) / 2.0,
-            "spherical": k,
-        }[self.covariance_type]
+        covariance_params = n_covariance_parameters(self.covariance_type, k, n_features)
         return int(covariance_params + n_features * k + k - 1)
 
     def bic(self, X) -> float:

@@ -99,7 +99,7 @@ def load_model(file, estimator_class):
         return metadata, model, attributes, arrays
 
     metadata, model, attributes, arrays = read_archive(file, FORMAT_NAME, FORMAT_VERSION, read_content)
-    _check_fitted_values(arrays, model.covariance_type, np.dtype(metadata["dtype"]))
+    _check_fitted_values(arrays, model._layout, np.dtype(metadata["dtype"]))
     _restore_init_arrays(model, arrays, attributes["n_features_in_"])
     model.random_state = restore_random_state(metadata["random_state"], arrays.get("random_state_key"))
     for name in FITTED_ARRAYS:
@@ -164,7 +164,7 @@ def _read_arrays(archive, metadata: dict, model, n_features: int, n_iter: int) -
     """Every array member, its shape and dtype checked against what ``model`` needs."""
     dtype = np.dtype(metadata["dtype"])
     n_components = model.n_components
-    covariance_shape = precisions_shape(model.covariance_type, n_components, n_features)
+    covariance_shape = precisions_shape(model._layout, n_components, n_features)
     key_name, key_spec = RANDOM_STATE_KEY
     expected = {
         "weights_": ((n_components,), (dtype,)),
@@ -188,7 +188,7 @@ def _read_arrays(archive, metadata: dict, model, n_features: int, n_iter: int) -
 
 
 def _restore_init_arrays(model, arrays: dict, n_features: int) -> None:
-    n_components, covariance_type = model.n_components, model.covariance_type
+    n_components, covariance_type = model.n_components, model._layout
     try:
         if "weights_init" in arrays:
             model.weights_init = check_weights_init(arrays["weights_init"], n_components)

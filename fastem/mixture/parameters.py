@@ -161,7 +161,7 @@ def check_precisions_init(
 _FLOAT32 = np.finfo(np.float32)
 
 
-def _ill_defined_message(component, covariance_type: str, float32: bool) -> str:
+def ill_defined_message(component, covariance_type: str, float32: bool) -> str:
     which = (
         "the shared (tied) empirical covariance is ill-defined"
         if covariance_type == "tied"
@@ -246,7 +246,7 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str, float32: b
             raise ValueError(_overflow_message(int(infinite[0]), covariance_type))
         bad = np.flatnonzero(~(per_component > 0).all(axis=1))
         if bad.size:
-            raise ValueError(_ill_defined_message(int(bad[0]), covariance_type, float32))
+            raise ValueError(ill_defined_message(int(bad[0]), covariance_type, float32))
         factors = 1.0 / np.sqrt(covariances)
     else:
         matrices = covariances if covariance_type == "full" else covariances[None]
@@ -261,7 +261,7 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str, float32: b
             lower = None
         diagonals = None if lower is None else np.diagonal(lower, axis1=1, axis2=2)
         if lower is None or not (np.isfinite(lower).all() and (diagonals > 0).all()):
-            raise ValueError(_ill_defined_message(_first_not_positive_definite(matrices), covariance_type, float32))
+            raise ValueError(ill_defined_message(_first_not_positive_definite(matrices), covariance_type, float32))
         identity = np.broadcast_to(np.eye(matrices.shape[-1]), matrices.shape)
         # inverse(L)^T is upper triangular; the solver's rounding may leave tiny
         # values below the diagonal, which triu removes.

@@ -23,7 +23,8 @@ import numbers
 
 import numpy as np
 
-from fastem.mixture.parameters import COVARIANCE_TYPES, GaussianStats, second_moment_shape
+from fastem.mixture.covariance_models import COVARIANCE_MODELS, kernel_layout
+from fastem.mixture.parameters import GaussianStats, second_moment_shape
 
 
 class SufficientStatistics:
@@ -36,18 +37,20 @@ class SufficientStatistics:
 
     Attributes
     ----------
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
-        The model the statistics are for ('diag' and 'spherical' keep the
-        same sums; the M-step differs).
+    covariance_type : str
+        The model the statistics are for (any ``GaussianMixture``
+        covariance type). The sums are kept in the model's kernel layout
+        (``fastem.mixture.covariance_models.kernel_layout``): models of one
+        layout keep the same sums; their M-steps differ.
     resp_sum : ndarray of shape (n_components,)
         ``sum_i w_i r_ij``: the weighted responsibility of each component.
     first : ndarray of shape (n_components, n_features)
         ``sum_i w_i r_ij (x_i - shift_j)``.
     second : ndarray
         ``sum_i w_i r_ij (x_i - shift_j)(x_i - shift_j)^T`` of shape
-        (n_components, n_features, n_features) for 'full'; its sum over the
-        components, (n_features, n_features), for 'tied'; its diagonal,
-        (n_components, n_features), for 'diag' and 'spherical'.
+        (n_components, n_features, n_features) for the 'full' layout; its sum
+        over the components, (n_features, n_features), for 'tied'; its
+        diagonal, (n_components, n_features), for 'diag' and 'spherical'.
     shift : ndarray of shape (n_components, n_features)
         The centre of each component's sums (the means the statistics were
         computed under).
@@ -60,15 +63,15 @@ class SufficientStatistics:
     __slots__ = ("covariance_type", "resp_sum", "first", "second", "shift", "log_likelihood", "weight_total")
 
     def __init__(self, covariance_type, resp_sum, first, second, shift, log_likelihood, weight_total):
-        if covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
+        if covariance_type not in COVARIANCE_MODELS:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_MODELS}, got {covariance_type!r}.")
         resp_sum = _float_array(resp_sum, "resp_sum", 1)
         n_components = resp_sum.shape[0]
         first = _float_array(first, "first", 2)
         n_features = first.shape[1]
         shift = _float_array(shift, "shift", 2)
         second = _float_array(second, "second", None)
-        expected_second = second_moment_shape(covariance_type, n_components, n_features)
+        expected_second = second_moment_shape(kernel_layout(covariance_type), n_components, n_features)
         for name, array, shape in (
             ("first", first, (n_components, n_features)),
             ("shift", shift, (n_components, n_features)),
@@ -118,11 +121,12 @@ class SufficientStatistics:
         means = np.asarray(params.means, dtype=np.float64)
         covariances = np.asarray(params.covariances, dtype=np.float64)
         n_features = means.shape[1]
-        if covariance_type == "full":
+        layout = kernel_layout(covariance_type)
+        if layout == "full":
             second = weights[:, None, None] * (covariances - reg_covar * np.eye(n_features))
-        elif covariance_type == "tied":
+        elif layout == "tied":
             second = weights.sum() * (covariances - reg_covar * np.eye(n_features))
-        elif covariance_type == "diag":
+        elif layout == "diag":
             second = weights[:, None] * (covariances - reg_covar)
         else:
             second = np.repeat((weights * (covariances - reg_covar))[:, None], n_features, axis=1)
@@ -133,7 +137,7 @@ class SufficientStatistics:
         """The statistics of no rows (an empty part of a data set), centred at ``params.means``."""
         means = np.asarray(params.means, dtype=np.float64)
         k, d = means.shape
-        second = np.zeros(second_moment_shape(covariance_type, k, d))
+        second = np.zeros(second_moment_shape(kernel_layout(covariance_type), k, d))
         return cls(covariance_type, np.zeros(k), np.zeros((k, d)), second, means, 0.0, 0.0)
 
     def __reduce__(self):
@@ -169,9 +173,10 @@ class SufficientStatistics:
         # Per component: second + delta f^T + f delta^T + N delta delta^T, with f the old first sums.
         cross = delta[:, :, None] * self.first[:, None, :]
         per_component = cross + cross.swapaxes(1, 2) + self.resp_sum[:, None, None] * delta[:, :, None] * delta[:, None, :]
-        if self.covariance_type == "full":
+        layout = kernel_layout(self.covariance_type)
+        if layout == "full":
             second = self.second + per_component
-        elif self.covariance_type == "tied":
+        elif layout == "tied":
             second = self.second + per_component.sum(axis=0)
         else:
             second = self.second + np.diagonal(per_component, axis1=1, axis2=2)

@@ -18,9 +18,12 @@ import numpy as np
 from fastem.mixture import _estep_kernels, _log_prob_kernels
 from fastem._core.kmeans import kmeans, kmeans_plusplus
 from fastem.mixture._unrolled_full import MAX_UNROLLED_FEATURES
+from fastem.mixture.constrained_mstep import constrained_covariances
+from fastem.mixture.covariance_models import is_constrained, kernel_layout
 from fastem.mixture.parameters import (
     GaussianParams,
     GaussianStats,
+    ill_defined_message,
     log_det_cholesky,
     precision_cholesky,
     second_moment_shape,
@@ -189,6 +192,11 @@ def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: st
 def mstep(stats: GaussianStats, covariance_type: str, reg_covar: float, resp_eps: float, float32: bool = False) -> GaussianParams:
     """Maximise the expected complete-data log-likelihood given ``stats``.
 
+    ``covariance_type`` is any model of ``covariance_models``: the statistics
+    are in its kernel layout, and mclust's constrained models constrain the
+    layout's covariances (``constrained_mstep``); the returned covariances
+    have the layout's shape.
+
     ``resp_eps`` (10 machine epsilons of the data dtype, as scikit-learn) is
     added to every ``resp_sum`` so a component with no responsibility keeps
     finite parameters: its mean stays at ``stats.shift`` (the previous mean),
@@ -204,7 +212,10 @@ def mstep(stats: GaussianStats, covariance_type: str, reg_covar: float, resp_eps
     with np.errstate(over="ignore", invalid="ignore"):
         delta = stats.first / resp_sum[:, None]  # mean - shift
         means = stats.shift + delta
-        covariances = _covariances_from_stats(stats, resp_sum, delta, covariance_type, reg_covar)
+        layout = kernel_layout(covariance_type)
+        covariances = _covariances_from_stats(stats, resp_sum, delta, layout, reg_covar)
+        if is_constrained(covariance_type) and np.isfinite(covariances).all():
+            covariances = _constrained(covariance_type, layout, resp_sum, covariances, float32)
     not_finite = np.flatnonzero(~np.isfinite(means).all(axis=1))
     if not_finite.size:
         raise ValueError(
@@ -212,8 +223,20 @@ def mstep(stats: GaussianStats, covariance_type: str, reg_covar: float, resp_eps
             "finite: its weighted sums overflowed. Scale the input data or the sample weights."
         )
     weights = resp_sum / resp_sum.sum()
-    prec_chol = precision_cholesky(covariances, covariance_type, float32)
+    prec_chol = precision_cholesky(covariances, layout, float32)
     return GaussianParams(weights, means, covariances, prec_chol)
+
+
+def _constrained(covariance_type: str, layout: str, resp_sum, covariances, float32: bool) -> np.ndarray:
+    """``constrained_covariances``, or the ill-defined-covariance error when a covariance is singular."""
+    if layout == "full":
+        smallest = np.linalg.eigvalsh(covariances)[:, 0]
+    else:
+        smallest = covariances.reshape(covariances.shape[0], -1).min(axis=1)
+    singular = np.flatnonzero(~(smallest > 0))
+    if singular.size:
+        raise ValueError(ill_defined_message(int(singular[0]), layout, float32))
+    return constrained_covariances(covariance_type, resp_sum, covariances)
 
 
 def _covariances_from_stats(stats: GaussianStats, resp_sum, delta, covariance_type: str, reg_covar: float) -> np.ndarray:

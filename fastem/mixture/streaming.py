@@ -84,10 +84,10 @@ class StreamingMethods:
             if source is None:
                 X = _checked_complete(X, self.n_features_in_, 0, "compute_statistics")
                 weights = check_sample_weight(sample_weight, X.shape[0], allow_zero_total=True)
-                stats = estep(X, weights, params, self.covariance_type)
+                stats = estep(X, weights, params, self._layout)
             else:
                 _expect_model_shape(source, self)
-                stats = source_estep(source, params, self.covariance_type)
+                stats = source_estep(source, params, self._layout)
         if stats is None:  # a source with no blocks: an empty part
             return SufficientStatistics._zero(params, self.covariance_type)
         return SufficientStatistics._from_internal(stats, self.covariance_type)
@@ -194,7 +194,7 @@ class StreamingMethods:
                     step = getattr(self, "_online_weight_seen", 0.0) / batch_weight
                 else:
                     step = self._online_steps
-            stats = estep(X, weights, params, self.covariance_type)
+            stats = estep(X, weights, params, self._layout)
             batch = SufficientStatistics._from_internal(stats, self.covariance_type).scaled(1.0 / batch_weight)
             if step is None:
                 running, step = batch, 0.0
