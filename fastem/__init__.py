@@ -4,6 +4,9 @@ The public API:
 
 * :class:`GaussianMixture`: a drop-in for ``sklearn.mixture.GaussianMixture``
   with sample weights, thread control and float32 support.
+* :class:`GaussianMixtureIC`: model selection in one call, over covariance
+  models (scikit-learn's four, mclust's fourteen) and numbers of components,
+  by BIC, AIC or ICL.
 * :class:`GaussianHMM`: a drop-in for ``hmmlearn.hmm.GaussianHMM``, parallel
   over sequences, with per-sequence weights.
 * :class:`LatentDirichletAllocation`: a drop-in for
@@ -16,11 +19,12 @@ The public API:
 
 from fastem.exceptions import ConvergenceWarning, ModelFileError, NotFittedError
 from fastem.hmm import GaussianHMM
-from fastem.mixture import GaussianMixture, SufficientStatistics
+from fastem.mixture import GaussianMixture, GaussianMixtureIC, SufficientStatistics
 from fastem.topics import LatentDirichletAllocation
 
 __all__ = [
     "GaussianMixture",
+    "GaussianMixtureIC",
     "GaussianHMM",
     "LatentDirichletAllocation",
     "SufficientStatistics",

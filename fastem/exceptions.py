@@ -45,3 +45,16 @@ def compatible(ours: type) -> type:
     module = sys.modules.get("sklearn.exceptions")
     theirs = getattr(module, ours.__name__, None) if module is not None else None
     return ours if theirs is None else _combined(ours, theirs)
+
+
+def warn_at_caller(message: str, category=UserWarning) -> None:
+    """``warnings.warn`` attributed to the first frame outside fastem: the user's line, however deep the call."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2  # level 1 is this function
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

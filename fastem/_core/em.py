@@ -83,6 +83,7 @@ def run_em(
     warm_lower_bound: float = -np.inf,
     verbose: int = 0,
     verbose_interval: int = 10,
+    warn: bool = True,
 ) -> EMResult:
     """Run EM with restarts and return the best restart.
 
@@ -104,6 +105,10 @@ def run_em(
         The lower bound the warm parameters reached before.
     verbose, verbose_interval : int
         Progress printing, as in scikit-learn.
+    warn : bool
+        Whether a best restart that did not converge warns (ConvergenceWarning).
+        Callers that judge convergence themselves turn it off: a flag, not
+        ``warnings.catch_warnings``, which is not safe across threads.
     """
     progress = _Progress(verbose, verbose_interval)
     warm = warm_params is not None
@@ -135,7 +140,7 @@ def run_em(
         if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
             max_lower_bound = lower_bound
             best = EMResult(params, converged, n_iter, lower_bound, history)
-    if not best.converged and max_iter > 0:
+    if warn and not best.converged and max_iter > 0:
         warnings.warn(
             "Best performing initialization did not converge. Try different init "
             "parameters, or increase max_iter, tol, or check for degenerate data.",

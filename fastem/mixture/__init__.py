@@ -11,10 +11,16 @@ kernels (``_estep_kernels``, ``_log_prob_kernels``) and their building blocks
 (``_log_density``, ``_normaliser``, ``_accumulate``, the generated
 ``_unrolled_full``), and ``_posterior_stats``. ``emissions`` is the documented
 interface other families use (an HMM's emission densities and statistics).
+``covariance_models`` names the covariance models (scikit-learn's four and
+mclust's fourteen) and ``constrained_mstep`` holds mclust's M-steps;
+``criteria`` the BIC/AIC/ICL methods; ``diagnostics`` the checks of a fitted
+model (near-duplicate and singular components); ``selection`` the
+``GaussianMixtureIC`` sweep over the ``starts`` it shares between models.
 The k-means initialisation lives in ``fastem._core.kmeans``.
 """
 
 from fastem.mixture.estimator import GaussianMixture
+from fastem.mixture.selection import GaussianMixtureIC
 from fastem.mixture.statistics import SufficientStatistics
 
-__all__ = ["GaussianMixture", "SufficientStatistics"]
+__all__ = ["GaussianMixture", "GaussianMixtureIC", "SufficientStatistics"]

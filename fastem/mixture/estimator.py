@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from scipy.special import logsumexp
@@ -22,7 +21,9 @@ from fastem._core.validation import (
 from fastem._core.sources import chunk_source
 from fastem.mixture import chunked_fit, missing
 from fastem.mixture.model_file import load_model, save_model
-from fastem.mixture.covariance_models import COVARIANCE_MODELS, kernel_layout, n_covariance_parameters
+from fastem.mixture.covariance_models import COVARIANCE_MODELS, kernel_layout
+from fastem.mixture.criteria import CriteriaMethods
+from fastem.mixture.diagnostics import warn_if_near_duplicates
 from fastem.mixture.parameters import (
     INIT_METHODS,
     GaussianParams,
@@ -40,7 +41,7 @@ from fastem.mixture.steps import estep, initial_stats, mstep, weighted_log_prob
 # 7. The estimator
 
 
-class GaussianMixture(StreamingMethods, EstimatorBase):
+class GaussianMixture(StreamingMethods, CriteriaMethods, EstimatorBase):
     """Gaussian mixture model fitted by EM with fused, parallel Numba kernels.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -174,6 +175,9 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
     """
 
     _accepts_missing_values = True
+    # Set on an instance by callers that judge its fits themselves (GaussianMixtureIC's
+    # short runs): no ConvergenceWarning and no near-duplicate warning.
+    _silent_fit = False
 
     def __init__(
         self,
@@ -403,6 +407,7 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
                 warm_lower_bound=self.lower_bound_ if warm else -np.inf,
                 verbose=int(self.verbose),
                 verbose_interval=self.verbose_interval,
+                warn=not self._silent_fit,
             )
         self._set_fitted(result.params, dtype)
         self.converged_ = result.converged
@@ -411,6 +416,8 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
         self.lower_bounds_ = list(result.lower_bounds)
         self.n_features_in_ = n_features
         self._restart_online(weight_total)
+        if not self._silent_fit:
+            warn_if_near_duplicates(self, self._layout)
 
     def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
         weights_init, means_init, precisions_init = inits
@@ -629,21 +636,3 @@ class GaussianMixture(StreamingMethods, EstimatorBase):
             format or an unsupported version, or holds invalid values.
         """
         return load_model(file, cls)
-
-    # -- model selection ------------------------------------------------------
-
-    def _n_parameters(self) -> int:
-        """Number of free parameters of the model (mclust's count for its models)."""
-        n_features = self.means_.shape[1]
-        k = self.n_components
-        covariance_params = n_covariance_parameters(self.covariance_type, k, n_features)
-        return int(covariance_params + n_features * k + k - 1)
-
-    def bic(self, X) -> float:
-        """Bayesian information criterion on X (lower is better)."""
-        log_prob = self.score_samples(X)
-        return -2 * float(log_prob.sum()) + self._n_parameters() * math.log(log_prob.shape[0])
-
-    def aic(self, X) -> float:
-        """Akaike information criterion on X (lower is better)."""
-        return -2 * float(self.score_samples(X).sum()) + 2 * self._n_parameters()

@@ -1,0 +1,387 @@
+"""``GaussianMixtureIC``: fit a grid of (covariance model, number of components) and keep the best by BIC, AIC or ICL.
+
+The sweep is built to find each cell's maximum likelihood, not one start's:
+
+1. for each number of components k, a few starting partitions are computed
+   once (``starts``: a Ward tree cut at k, then k-means runs) and shared by
+   every covariance model;
+2. each start runs ``screen_iter`` EM iterations (a short run);
+3. the start with the best likelihood after the short run continues to
+   convergence (``tol``, ``max_iter``).
+
+A cell fails, and is recorded with its reason but never chosen, when it has
+more components than rows, when EM fails (an ill-defined covariance), or
+when its fitted model is singular (``diagnostics.singular_components``: a
+component collapsed onto a point or a line, whose likelihood only
+``reg_covar`` bounds), as mclust records such cells as NA.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from scipy.special import logsumexp
+
+from fastem._core.estimator import EstimatorBase
+from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.validation import (
+    check_choice,
+    check_data,
+    check_int,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+)
+from fastem.exceptions import ConvergenceWarning, warn_at_caller
+from fastem.mixture import starts
+from fastem.mixture.covariance_models import COVARIANCE_MODELS, MCLUST_MODELS, SKLEARN_TYPES, kernel_layout
+from fastem.mixture.diagnostics import singular_components
+from fastem.mixture.estimator import GaussianMixture
+from fastem.mixture.parameters import precisions_from_cholesky
+from fastem.mixture.steps import _stats_from_labels, mstep
+
+CRITERIA = ("bic", "aic", "icl")
+
+# Rows per batch when scoring a fitted cell (bounds the n x k matrix of a batch).
+_SCORE_BATCH_ROWS = 65536
+
+
+class GaussianMixtureIC(EstimatorBase):
+    """Gaussian mixture model selection in one call: a grid of covariance models and component counts.
+
+    The Python counterpart of R's ``Mclust(X, G = 1:9)``. Every cell
+    (covariance model, number of components) is fitted from several starts
+    (see the module notes), and the cell with the best ``criterion`` is kept
+    as ``best_estimator_``, a fitted :class:`GaussianMixture`. ``predict``,
+    ``predict_proba``, ``score``, ``score_samples`` and ``sample`` use it.
+
+    Parameters
+    ----------
+    n_components : int or sequence of int, default=9
+        The numbers of components to try: an int N means 1..N.
+    covariance_type : str or sequence of str, default='all'
+        The covariance models to try: 'all' is scikit-learn's four ('full',
+        'tied', 'diag', 'spherical'); 'mclust' is mclust's fourteen ('EII'
+        ... 'VVV'); or a name or a list of names ``GaussianMixture`` accepts.
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        What chooses the model; lower is better (scikit-learn's sign: mclust
+        reports -BIC). 'icl' is BIC plus twice the entropy of the hard
+        classification (``GaussianMixture.icl``).
+    n_init : int, default=5
+        Starts per cell: a hierarchical start, then ``n_init - 1`` k-means
+        runs and k-means++ seedings, alternately (``starts``). Shared by all
+        covariance models for one number of components.
+    screen_iter : int, default=10
+        EM iterations of the short run from each start.
+    tol : float, default=1e-5
+        Convergence threshold of each cell's EM, on the mean log-likelihood
+        (tighter than ``GaussianMixture``'s 1e-3, so cells compare at their maxima).
+    reg_covar : float, default=1e-6
+    max_iter : int, default=200
+        EM iterations per cell at most, the short run included.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the starts. A seed gives the same results for any ``n_jobs``.
+    n_jobs : int or None, default=None
+        Cells fitted in parallel (threads, each fit on one thread); None uses
+        all CPUs the process may use.
+
+    Attributes
+    ----------
+    best_estimator_ : GaussianMixture
+        The chosen cell's fitted model.
+    n_components_ : int
+    covariance_type_ : str
+    criterion_ : float
+        The chosen cell's criterion value.
+    results_ : dict of columns
+        One entry per cell, in the order (covariance model, then number of
+        components): 'covariance_type', 'n_components', 'log_likelihood'
+        (total, weighted), 'n_parameters', 'bic', 'aic', 'icl', 'n_iter',
+        'converged', and 'error' (None, or why the cell failed; its numbers
+        are then NaN). ``pandas.DataFrame(results_)`` gives a table.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import GaussianMixtureIC
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, 1, (200, 2)), rng.normal(6, 1, (200, 2))])
+    >>> ic = GaussianMixtureIC(n_components=4, random_state=0).fit(X)
+    >>> ic.n_components_
+    2
+    """
+
+    def __init__(
+        self,
+        n_components=9,
+        *,
+        covariance_type="all",
+        criterion="bic",
+        n_init=5,
+        screen_iter=10,
+        tol=1e-5,
+        reg_covar=1e-6,
+        max_iter=200,
+        random_state=None,
+        n_jobs=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.criterion = criterion
+        self.n_init = n_init
+        self.screen_iter = screen_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # -- parameters -----------------------------------------------------------
+
+    def _grid(self) -> tuple[list, list]:
+        """The checked (covariance models, numbers of components) to try."""
+        counts = self.n_components
+        if isinstance(counts, (int, np.integer)) and not isinstance(counts, bool):
+            counts = range(1, check_int(counts, "n_components", 1) + 1)
+        try:
+            counts = [check_int(value, "n_components", 1) for value in counts]
+        except TypeError:
+            raise TypeError(
+                f"n_components must be an int or a sequence of ints, got {type(self.n_components).__name__}."
+            ) from None
+        if not counts:
+            raise ValueError("n_components is empty: give at least one number of components.")
+        models = self.covariance_type
+        if isinstance(models, str):
+            models = {"all": list(SKLEARN_TYPES), "mclust": list(MCLUST_MODELS)}.get(models, [models])
+        models = [check_choice(model, "covariance_type", COVARIANCE_MODELS + ("all", "mclust")) for model in models]
+        if not models or any(model in ("all", "mclust") for model in models):
+            raise ValueError("covariance_type must be 'all', 'mclust', a model name, or a non-empty list of model names.")
+        return list(dict.fromkeys(models)), sorted(set(counts))
+
+    def _check_parameters(self) -> None:
+        self._grid()
+        check_choice(self.criterion, "criterion", CRITERIA)
+        check_int(self.n_init, "n_init", 1)
+        check_int(self.screen_iter, "screen_iter", 1)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.reg_covar, "reg_covar", 0.0)
+        check_int(self.max_iter, "max_iter", 1)
+        resolve_n_jobs(self.n_jobs)
+
+    # -- fitting --------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every cell of the grid and keep the best by ``criterion``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Complete data (no NaN), float32 or float64.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights as in ``GaussianMixture.fit``; the criteria then count
+            ``sum(sample_weight)`` rows.
+
+        Returns
+        -------
+        self : GaussianMixtureIC
+
+        Raises
+        ------
+        ValueError
+            If every cell fails (the table of reasons is in the message).
+        """
+        self._check_parameters()
+        models, counts = self._grid()
+        X = check_data(X, min_samples=1, estimator_name="GaussianMixtureIC")
+        weights = check_sample_weight(sample_weight, X.shape[0])
+        random_state = check_random_state(self.random_state)
+        n_threads = resolve_n_jobs(self.n_jobs)
+        with numba_threads(n_threads):
+            centres = self._starting_centres(X, weights, counts, random_state)
+        cells = [(model, k) for model in models for k in counts]
+
+        def run(cell):
+            return self._fit_cell(X, weights, cell[0], cell[1], centres.get(cell[1], []))
+
+        if n_threads > 1 and len(cells) > 1:
+            with ThreadPoolExecutor(max_workers=min(n_threads, len(cells))) as pool:
+                outcomes = list(pool.map(run, cells))
+        else:
+            outcomes = [run(cell) for cell in cells]
+        self._set_results(outcomes)
+        return self
+
+    def _starting_centres(self, X, weights, counts, random_state) -> dict:
+        """For each number of components, the list of starting centres (seeded, in a fixed order)."""
+        tree, rows = starts.hierarchy(X, weights, random_state)
+        n_positive = X.shape[0] if weights is None else int(np.count_nonzero(weights))
+        centres = {}
+        for k in counts:
+            seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_init - 1)
+            if k > n_positive:
+                continue
+            found = [starts.hierarchy_centres(tree, rows, k)]
+            found += [
+                starts.kmeans_centres(X, weights, k, np.random.RandomState(seed), lloyd=index % 2 == 0)
+                for index, seed in enumerate(seeds)
+            ]
+            centres[k] = [c for c in found if c is not None]
+        return centres
+
+    def _fit_cell(self, X, weights, model: str, n_components: int, centres: list) -> dict:
+        """One cell: short runs from each start, the best continued; a record with the fitted model or the error."""
+        record = {"covariance_type": model, "n_components": n_components, "estimator": None, "error": None}
+        n_positive = X.shape[0] if weights is None else int(np.count_nonzero(weights))
+        if n_components > n_positive:
+            record["error"] = f"n_components = {n_components} exceeds the {n_positive} rows (of positive weight)"
+            return record
+        best, errors = None, []
+        screen_iter = min(self.screen_iter, self.max_iter)
+        for start in centres:
+            try:
+                candidate = self._run(X, weights, model, self._initial(X, weights, model, start), screen_iter)
+            except ValueError as exc:
+                errors.append(str(exc))
+                continue
+            if best is None or candidate.lower_bound_ > best.lower_bound_:
+                best = candidate
+        if best is None:
+            record["error"] = errors[0] if errors else "no start could be made"
+            return record
+        try:
+            if not best.converged_ and self.max_iter > screen_iter:
+                best.set_params(warm_start=True, max_iter=self.max_iter - screen_iter)
+                iterations = best.n_iter_
+                self._quiet_fit(best, X, weights)
+                best.n_iter_ += iterations
+        except ValueError as exc:
+            record["error"] = str(exc)
+            return record
+        layout = kernel_layout(model)
+        singular = singular_components(best.covariances_, layout, n_components, X.shape[1], float(self.reg_covar))
+        if singular.size:
+            record["error"] = (
+                f"singular covariance: component {int(singular[0])} collapsed (its covariance, without reg_covar, "
+                "is singular)"
+            )
+            return record
+        best.set_params(warm_start=False, max_iter=self.max_iter)
+        record.update(_criteria(best, X, weights))
+        record["estimator"] = best
+        return record
+
+    def _initial(self, X, weights, model: str, centres: np.ndarray):
+        """The model's M-step on the hard partition of the rows by their nearest centre."""
+        labels = starts.nearest_centre(X, centres)
+        layout = kernel_layout(model)
+        stats = _stats_from_labels(X, weights, labels, np.ascontiguousarray(centres), layout)
+        return mstep(stats, model, float(self.reg_covar), 10 * np.finfo(X.dtype).eps, X.dtype == np.float32)
+
+    def _run(self, X, weights, model: str, params, max_iter: int) -> GaussianMixture:
+        layout = kernel_layout(model)
+        gm = GaussianMixture(
+            params.means.shape[0],
+            covariance_type=model,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=max_iter,
+            weights_init=params.weights,
+            means_init=params.means,
+            precisions_init=precisions_from_cholesky(params.precisions_cholesky, layout),
+            n_jobs=1,
+        )
+        return self._quiet_fit(gm, X, weights)
+
+    @staticmethod
+    def _quiet_fit(gm: GaussianMixture, X, weights) -> GaussianMixture:
+        # Short runs stop before convergence on purpose, and near-duplicate
+        # components are what the sweep's other starts and cells are for.
+        # (A flag: warnings.catch_warnings is not safe across threads.)
+        gm._silent_fit = True
+        return gm.fit(X, sample_weight=weights)
+
+    def _set_results(self, outcomes: list) -> None:
+        columns = ("log_likelihood", "n_parameters", "bic", "aic", "icl", "n_iter", "converged")
+        results = {"covariance_type": [o["covariance_type"] for o in outcomes],
+                   "n_components": np.array([o["n_components"] for o in outcomes])}
+        for name in columns:
+            values = [o.get(name, np.nan) for o in outcomes]
+            if name == "converged":
+                results[name] = np.array([bool(v) if o["error"] is None else False for v, o in zip(values, outcomes)])
+            elif name in ("n_parameters", "n_iter"):
+                results[name] = np.array([-1 if o["error"] is not None else v for v, o in zip(values, outcomes)])
+            else:
+                results[name] = np.array(values, dtype=np.float64)
+        results["error"] = [o["error"] for o in outcomes]
+        fitted = [i for i, o in enumerate(outcomes) if o["error"] is None]
+        if not fitted:
+            reasons = "; ".join(f"{o['covariance_type']} k={o['n_components']}: {o['error']}" for o in outcomes[:10])
+            raise ValueError(f"Every cell of the model-selection grid failed: {reasons}")
+        values = results[self.criterion]
+        chosen = min(fitted, key=lambda i: values[i])  # ties: the first cell in the grid's order
+        self.results_ = results
+        self.best_estimator_ = outcomes[chosen]["estimator"]
+        self.n_components_ = int(results["n_components"][chosen])
+        self.covariance_type_ = results["covariance_type"][chosen]
+        self.criterion_ = float(values[chosen])
+        self.n_features_in_ = self.best_estimator_.n_features_in_
+        if not results["converged"][chosen]:
+            warn_at_caller(
+                f"The chosen model ({self.covariance_type_}, {self.n_components_} components) did not converge "
+                f"within max_iter={self.max_iter} iterations; increase max_iter.",
+                ConvergenceWarning,
+            )
+
+    # -- inference by the chosen model ----------------------------------------
+
+    def predict(self, X):
+        """Most probable component of each row under the chosen model."""
+        return self._best().predict(X)
+
+    def predict_proba(self, X):
+        """Responsibilities of the chosen model's components for each row."""
+        return self._best().predict_proba(X)
+
+    def score_samples(self, X):
+        """Log-density of each row under the chosen model."""
+        return self._best().score_samples(X)
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood of the rows under the chosen model."""
+        return self._best().score(X)
+
+    def sample(self, n_samples=1):
+        """Draw from the chosen model; returns (X, labels)."""
+        return self._best().sample(n_samples)
+
+    def _best(self) -> GaussianMixture:
+        self._check_is_fitted()
+        return self.best_estimator_
+
+
+def _criteria(gm: GaussianMixture, X, weights) -> dict:
+    """Log-likelihood, parameter count, BIC, AIC, ICL of a fitted cell (weights count as repeated rows)."""
+    log_likelihood, log_resp_of_labels = 0.0, 0.0
+    for start in range(0, X.shape[0], _SCORE_BATCH_ROWS):
+        log_prob = gm._weighted_log_prob(X[start:start + _SCORE_BATCH_ROWS])
+        log_norm = logsumexp(log_prob, axis=1)
+        row_weights = 1.0 if weights is None else weights[start:start + _SCORE_BATCH_ROWS]
+        log_likelihood += float(np.sum(row_weights * log_norm))
+        log_resp_of_labels += float(np.sum(row_weights * (log_prob.max(axis=1) - log_norm)))
+    n_rows = X.shape[0] if weights is None else float(weights.sum())
+    n_parameters = gm._n_parameters()
+    bic = -2 * log_likelihood + n_parameters * math.log(n_rows)
+    return {
+        "log_likelihood": log_likelihood,
+        "n_parameters": n_parameters,
+        "bic": bic,
+        "aic": -2 * log_likelihood + 2 * n_parameters,
+        "icl": bic - 2 * log_resp_of_labels,
+        "n_iter": gm.n_iter_,
+        "converged": gm.converged_,
+    }
