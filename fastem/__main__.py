@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastem demo``, ``fit FILE``, ``fit-hmm FILE`` and ``compile``."""
+"""Command line: ``python -m fastem demo``, ``fit FILE``, ``select FILE``, ``fit-hmm FILE`` and ``compile``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 from fastem._core.compilation import announce_compilation, compile_ahead
 from fastem.hmm.estimator import GaussianHMM
 from fastem.hmm.parameters import COVARIANCE_TYPES as HMM_COVARIANCE_TYPES
+from fastem.mixture.covariance_models import COVARIANCE_MODELS, MCLUST_MODELS, SKLEARN_TYPES, kernel_layout
 from fastem.mixture.estimator import GaussianMixture
 from fastem.mixture.parameters import COVARIANCE_TYPES, INIT_METHODS
+from fastem.mixture.selection import CRITERIA, GaussianMixtureIC
 
 
 def _describe(model: GaussianMixture) -> str:
@@ -26,12 +28,7 @@ def _describe(model: GaussianMixture) -> str:
     for j in order:
         mean = np.array2string(model.means_[j], precision=4, suppress_small=True, separator=", ")
         lines.append(f"{j:>9}  {model.weights_[j]:8.4f}  {mean}")
-        if model.covariance_type == "full":
-            cov = model.covariances_[j]
-        elif model.covariance_type == "tied":
-            cov = model.covariances_
-        else:
-            cov = model.covariances_[j]
+        cov = model.covariances_ if kernel_layout(model.covariance_type) == "tied" else model.covariances_[j]
         text = np.array2string(np.asarray(cov), precision=4, suppress_small=True, separator=", ")
         lines.append(f"{'':>9}  {'cov':>8}  " + text.replace("\n", "\n" + " " * 21))
     return "\n".join(lines)
@@ -41,7 +38,20 @@ def _load(path: str) -> np.ndarray:
     if path.endswith(".npy"):
         return np.load(path, allow_pickle=False)
     delimiter = "," if path.endswith(".csv") else None
-    return np.loadtxt(path, delimiter=delimiter, ndmin=2)
+    return np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1 if _has_header(path, delimiter) else 0)
+
+
+def _has_header(path: str, delimiter) -> bool:
+    """Whether the first line is a header: some field of it is not a number (e.g. R's write.csv names)."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    fields = [field.strip().strip('"') for field in first.split(delimiter)]
+    for field in fields:
+        try:
+            float(field)
+        except ValueError:
+            return True
+    return False
 
 
 def _model_from(args) -> GaussianMixture:
@@ -59,7 +69,8 @@ def _model_from(args) -> GaussianMixture:
 
 def _add_model_options(parser: argparse.ArgumentParser, n_components: int) -> None:
     parser.add_argument("-k", "--n-components", type=int, default=n_components)
-    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full")
+    parser.add_argument("--covariance-type", choices=COVARIANCE_MODELS, default="full", metavar="TYPE",
+                        help="full, tied, diag, spherical, or an mclust model such as VEV (default: %(default)s)")
     parser.add_argument("--init-params", choices=INIT_METHODS, default="kmeans")
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--tol", type=float, default=1e-3)
@@ -103,6 +114,105 @@ def run_fit(args) -> int:
     if args.labels:
         np.savetxt(args.labels, labels, fmt="%d")
         print(f"labels written to {args.labels}")
+    if args.plot:
+        _save_plot(args.plot, lambda: _plot().mixture(model, X))
+        print(f"picture of the fitted mixture written to {args.plot}")
+    return 0
+
+
+def _plot():
+    """``fastem.plot`` on matplotlib's file-only backend (the CLI never opens a window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fastem import plot
+
+    return plot
+
+
+def _save_plot(path: str, draw) -> None:
+    import matplotlib.pyplot as plt
+
+    axes = draw()
+    figure = np.ravel(axes)[0].figure
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _component_range(text: str) -> list:
+    """'1-9' -> 1..9; '2,4,6' -> those; '5' -> 1..5."""
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-", 1))
+            values = list(range(low, high + 1))
+        elif "," in text:
+            values = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            values = list(range(1, int(text) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N, LOW-HIGH or a comma-separated list, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"numbers of components must be positive integers, got {text!r}")
+    return values
+
+
+def _models_option(text: str) -> list:
+    if text in ("all", "mclust"):
+        return list(SKLEARN_TYPES) if text == "all" else list(MCLUST_MODELS)
+    return list(_comma_list(str, COVARIANCE_MODELS)(text))
+
+
+def _criterion_table(ic: GaussianMixtureIC) -> str:
+    """Models as rows, numbers of components as columns; 'failed' where a cell could not be fitted."""
+    table = ic.results_
+    counts = sorted(set(int(k) for k in table["n_components"]))
+    models = list(dict.fromkeys(table["covariance_type"]))
+    values = {(m, int(k)): (v, e) for m, k, v, e in zip(table["covariance_type"], table["n_components"],
+                                                         table[ic.criterion], table["error"])}
+    lines = [f"{ic.criterion.upper()} (lower is better)", f"{'model':>9} " + "".join(f"{k:>12}" for k in counts)]
+    for model in models:
+        cells = []
+        for k in counts:
+            value, error = values[(model, k)]
+            text = "failed" if error else f"{value:.2f}"
+            if model == ic.covariance_type_ and k == ic.n_components_:
+                text += "*"
+            cells.append(f"{text:>12}")
+        lines.append(f"{model:>9} " + "".join(cells))
+    return "\n".join(lines)
+
+
+def run_select(args) -> int:
+    X = _load(args.path)
+    ic = GaussianMixtureIC(
+        args.n_components, covariance_type=args.models, criterion=args.criterion, n_init=args.n_init,
+        random_state=args.random_state, n_jobs=args.n_jobs,
+    )
+    message = (f"compiling kernels for {X.shape[1]} features (first run only: cached for later runs; "
+               "`python -m fastem compile` does it ahead of time) ...")
+    start = time.perf_counter()
+    with announce_compilation(message):
+        ic.fit(X)
+    elapsed = time.perf_counter() - start
+    print(f"fitted {len(ic.results_['error'])} models to {X.shape[0]} x {X.shape[1]} data from {args.path} "
+          f"in {elapsed:.2f} s")
+    print(_criterion_table(ic))
+    failed = [(m, k, e) for m, k, e in zip(ic.results_["covariance_type"], ic.results_["n_components"],
+                                            ic.results_["error"]) if e]
+    for model, k, error in failed[:5]:
+        print(f"  failed: {model}, {k} components: {error}")
+    if len(failed) > 5:
+        print(f"  ... and {len(failed) - 5} more failed cells")
+    print(f"chosen: {ic.covariance_type_} with {ic.n_components_} components, "
+          f"{ic.criterion.upper()} {ic.criterion_:.4f}")
+    print(_describe(ic.best_estimator_))
+    if args.plot:
+        plot = _plot()
+        _save_plot(args.plot, lambda: plot.bic(ic))
+        stem, dot, suffix = args.plot.rpartition(".")
+        mixture_path = f"{stem}-mixture.{suffix}" if dot else f"{args.plot}-mixture"
+        _save_plot(mixture_path, lambda: plot.mixture(ic.best_estimator_, X))
+        print(f"criterion curves written to {args.plot}, the chosen mixture to {mixture_path}")
     return 0
 
 
@@ -215,7 +325,26 @@ def main(argv=None) -> int:
     fit = commands.add_parser("fit", help="fit a mixture to a .csv, .txt (whitespace) or .npy file")
     fit.add_argument("path")
     fit.add_argument("--labels", help="write the predicted component of each row to this file")
+    fit.add_argument("--plot", help="draw the data and the fitted components to this image file (needs matplotlib)")
     _add_model_options(fit, n_components=2)
+    select = commands.add_parser(
+        "select",
+        help="choose the covariance model and number of components of a mixture by BIC, AIC or ICL",
+        description="Fit every (covariance model, number of components) of a grid to a .csv, .txt or .npy file "
+        "(fastem.GaussianMixtureIC), print the criterion table and the chosen mixture.",
+    )
+    select.add_argument("path")
+    select.add_argument("-k", "--n-components", type=_component_range, default=list(range(1, 10)),
+                        help="numbers of components: N (1..N), LOW-HIGH, or a comma-separated list (default: 1-9)")
+    select.add_argument("--models", type=_models_option, default=list(SKLEARN_TYPES),
+                        help="'all' (scikit-learn's four, the default), 'mclust' (mclust's fourteen), "
+                        "or a comma-separated list such as full,VEV,EII")
+    select.add_argument("--criterion", choices=CRITERIA, default="bic", help="(default: %(default)s)")
+    select.add_argument("--n-init", type=int, default=5, help="starts per cell (default: %(default)s)")
+    select.add_argument("--random-state", type=int, default=0, help="(default: %(default)s)")
+    select.add_argument("--n-jobs", type=int, default=None, help="cells fitted at once (default: all CPUs)")
+    select.add_argument("--plot", help="draw the criterion curves to this image file, and the chosen mixture to "
+                        "the same name with '-mixture' before the extension (needs matplotlib)")
     fit_hmm = commands.add_parser(
         "fit-hmm",
         help="fit a Gaussian HMM to a .csv, .txt (whitespace) or .npy file",
@@ -251,10 +380,10 @@ def main(argv=None) -> int:
     compile_.add_argument("--features", type=_comma_list(int), default=DEFAULT_FEATURES,
                           help="comma-separated feature counts (default: 1 to 9, which covers every count below 32)")
     args = parser.parse_args(argv)
-    runners = {"demo": run_demo, "fit": run_fit, "fit-hmm": run_fit_hmm, "compile": run_compile}
+    runners = {"demo": run_demo, "fit": run_fit, "select": run_select, "fit-hmm": run_fit_hmm, "compile": run_compile}
     try:
         return runners[args.command](args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

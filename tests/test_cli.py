@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from fastem.__main__ import main
@@ -67,3 +69,42 @@ def test_fit_hmm_reports_bad_input_without_a_traceback(tmp_path, capsys):
     np.savetxt(path, np.ones((10, 2)), delimiter=",")
     assert main(["fit-hmm", str(path), "--sequence-column", "4"]) == 2
     assert "--sequence-column 4 is outside the file's 2 columns" in capsys.readouterr().err
+
+
+def test_select_prints_the_table_and_the_choice(tmp_path, capsys, blobs):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n" + "\n".join(",".join(f"{v:.6f}" for v in row) for row in blobs) + "\n")
+    assert main(["select", str(path), "-k", "1-4", "--models", "full,VEV,EII", "--n-init", "2"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("BIC (lower is better)"))
+    assert lines[header + 1].split() == ["model", "1", "2", "3", "4"]
+    assert [line.split()[0] for line in lines[header + 2:header + 5]] == ["full", "VEV", "EII"]
+    starred = [line for line in lines[header + 2:header + 5] if "*" in line]
+    assert len(starred) == 1 and starred[0].count("*") == 1
+    model, count = re.search(r"chosen: (\w+) with (\d) components", out).groups()
+    column = next(i for i, cell in enumerate(starred[0].split()) if cell.endswith("*"))
+    assert starred[0].split()[0] == model and column == int(count)
+
+
+def test_select_and_fit_write_pictures(tmp_path, capsys, blobs):
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "data.csv"
+    np.savetxt(path, blobs[:300], delimiter=",")
+    picture = tmp_path / "bic.png"
+    assert main(["select", str(path), "-k", "3", "--models", "diag", "--plot", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "bic-mixture.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fit_picture = tmp_path / "fit.png"
+    assert main(["fit", str(path), "-k", "3", "--plot", str(fit_picture)]) == 0
+    assert fit_picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_rejects_a_bad_range(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["select", "x.csv", "-k", "0-3"])
+    assert "positive integers" in capsys.readouterr().err

@@ -58,6 +58,14 @@ class _no_warning:
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_same_random_state_same_result(blobs, init_params):
     kwargs = dict(init_params=init_params, random_state=3, n_init=2, max_iter=200)
+    if init_params == "random":
+        # Both restarts stop at a saddle point with three copies of one component
+        # (mean log-likelihood -5.38 against -5.00 from k-means; scikit-learn stops at
+        # the same point), which the near-duplicate diagnostic reports.
+        with pytest.warns(ConvergenceWarning, match="near-duplicate"):
+            a, b = GaussianMixture(3, **kwargs).fit(blobs), GaussianMixture(3, **kwargs).fit(blobs)
+        assert_identical(a, b)
+        return
     assert_identical(GaussianMixture(3, **kwargs).fit(blobs), GaussianMixture(3, **kwargs).fit(blobs))
 
 

@@ -47,6 +47,8 @@ One module per concern; this one re-exports their public names:
   first fit;
 * ``scale``: a memmap larger than the fit's memory, and Dask's cost per
   iteration against in memory;
+* ``selection``: a whole model-selection sweep (``GaussianMixtureIC``)
+  against the same sweep as a loop of scikit-learn fits;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -111,6 +113,7 @@ from fastem.bench.topics import (
     run_topics_threads_case,
 )
 from fastem.bench.scale import SCALE_CASES, ScaleCase, run_scale_dask_case, run_scale_memmap_case
+from fastem.bench.selection import SELECTION_CASES, SelectionCase, run_selection_case
 from fastem.bench.report import (
     DTYPE_COLUMNS,
     EM_COLUMNS,
@@ -163,6 +166,9 @@ __all__ = [
     "ScaleCase",
     "run_scale_dask_case",
     "run_scale_memmap_case",
+    "SELECTION_CASES",
+    "SelectionCase",
+    "run_selection_case",
     "TOPIC_CASES",
     "TOPIC_COLUMNS",
     "TOPIC_FIRST_FIT_COLUMNS",

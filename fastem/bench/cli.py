@@ -29,6 +29,7 @@ from fastem.bench.topics import (
     run_topics_threads_case,
 )
 from fastem.bench.scale import SCALE_CASES, run_scale_dask_case, run_scale_memmap_case
+from fastem.bench.selection import SELECTION_CASES, run_selection_case
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -50,8 +51,9 @@ RUNNERS = {
     "topics_first_fit": run_topics_first_fit_case,
     "scale_memmap": run_scale_memmap_case,
     "scale_dask": run_scale_dask_case,
+    "selection": run_selection_case,
 }
-ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES, **SCALE_CASES}
+ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES, **SCALE_CASES, **SELECTION_CASES}
 
 
 def _parse_cases(text: str) -> list:
