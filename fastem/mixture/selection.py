@@ -3,11 +3,15 @@
 The sweep is built to find each cell's maximum likelihood, not one start's:
 
 1. for each number of components k, a few starting partitions are computed
-   once (``starts``: a Ward tree cut at k, then k-means runs) and shared by
-   every covariance model;
-2. each start runs ``screen_iter`` EM iterations (a short run);
+   once (``starts``: a Ward tree cut at k, then k-means runs and k-means++
+   seedings; starts that coincide are kept once) and shared by every
+   covariance model;
+2. each start runs ``screen_iter`` EM iterations (a short run), on a seeded
+   subsample of ``SCREEN_ROWS`` rows when the data have more;
 3. the start with the best likelihood after the short run continues to
-   convergence (``tol``, ``max_iter``).
+   convergence (``tol``, ``max_iter``); with a subsample, to its maximum on
+   the subsample, from which EM on all rows then converges in a few
+   iterations.
 
 A cell fails, and is recorded with its reason but never chosen, when it has
 more components than rows, when EM fails (an ill-defined covariance), or
@@ -22,7 +26,6 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.special import logsumexp
 
 from fastem._core.estimator import EstimatorBase
 from fastem._core.numba import numba_threads, resolve_n_jobs
@@ -39,13 +42,17 @@ from fastem.mixture import starts
 from fastem.mixture.covariance_models import COVARIANCE_MODELS, MCLUST_MODELS, SKLEARN_TYPES, kernel_layout
 from fastem.mixture.diagnostics import singular_components
 from fastem.mixture.estimator import GaussianMixture
-from fastem.mixture.parameters import precisions_from_cholesky
-from fastem.mixture.steps import _stats_from_labels, mstep
+from fastem.mixture.parameters import GaussianParams, GaussianStats, precisions_from_cholesky
+from fastem.mixture.steps import _reduce_second, _stats_from_labels, mstep, weighted_log_prob
 
 CRITERIA = ("bic", "aic", "icl")
 
 # Rows per batch when scoring a fitted cell (bounds the n x k matrix of a batch).
 _SCORE_BATCH_ROWS = 65536
+
+#: Rows of the subsample the short runs use on larger data: enough to rank
+#: starts (10 iterations on it cost as much as one on 2e5 rows).
+SCREEN_ROWS = 20_000
 
 
 class GaussianMixtureIC(EstimatorBase):
@@ -71,10 +78,12 @@ class GaussianMixtureIC(EstimatorBase):
         classification (``GaussianMixture.icl``).
     n_init : int, default=5
         Starts per cell: a hierarchical start, then ``n_init - 1`` k-means
-        runs and k-means++ seedings, alternately (``starts``). Shared by all
-        covariance models for one number of components.
+        runs and k-means++ seedings, alternately (``starts``); starts that
+        coincide are run once. Shared by all covariance models for one
+        number of components.
     screen_iter : int, default=10
-        EM iterations of the short run from each start.
+        EM iterations of the short run from each start (on a seeded
+        subsample of ``SCREEN_ROWS`` = 20,000 rows for larger data).
     tol : float, default=1e-5
         Convergence threshold of each cell's EM, on the mean log-likelihood
         (tighter than ``GaussianMixture``'s 1e-3, so cells compare at their maxima).
@@ -98,8 +107,8 @@ class GaussianMixtureIC(EstimatorBase):
     results_ : dict of columns
         One entry per cell, in the order (covariance model, then number of
         components): 'covariance_type', 'n_components', 'log_likelihood'
-        (total, weighted), 'n_parameters', 'bic', 'aic', 'icl', 'n_iter',
-        'converged', and 'error' (None, or why the cell failed; its numbers
+        (total, weighted), 'n_parameters', 'bic', 'aic', 'icl', 'n_iter'
+        (EM iterations of the chosen start on all rows), 'converged', and 'error' (None, or why the cell failed; its numbers
         are then NaN). ``pandas.DataFrame(results_)`` gives a table.
     n_features_in_ : int
 
@@ -201,12 +210,14 @@ class GaussianMixtureIC(EstimatorBase):
         weights = check_sample_weight(sample_weight, X.shape[0])
         random_state = check_random_state(self.random_state)
         n_threads = resolve_n_jobs(self.n_jobs)
+        screen = _subsample(X, weights, random_state)
         with numba_threads(n_threads):
-            centres = self._starting_centres(X, weights, counts, random_state)
+            centres = self._starting_centres(*screen, counts, random_state)
+            partitions = {k: [_Partition(*screen, start) for start in found] for k, found in centres.items()}
         cells = [(model, k) for model in models for k in counts]
 
         def run(cell):
-            return self._fit_cell(X, weights, cell[0], cell[1], centres.get(cell[1], []))
+            return self._fit_cell(X, weights, screen, cell[0], cell[1], partitions.get(cell[1], []))
 
         if n_threads > 1 and len(cells) > 1:
             with ThreadPoolExecutor(max_workers=min(n_threads, len(cells))) as pool:
@@ -217,7 +228,10 @@ class GaussianMixtureIC(EstimatorBase):
         return self
 
     def _starting_centres(self, X, weights, counts, random_state) -> dict:
-        """For each number of components, the list of starting centres (seeded, in a fixed order)."""
+        """For each number of components, the list of starting centres (seeded, in a fixed order).
+
+        X is the short runs' subsample (all rows when there are few).
+        """
         tree, rows = starts.hierarchy(X, weights, random_state)
         n_positive = X.shape[0] if weights is None else int(np.count_nonzero(weights))
         centres = {}
@@ -230,21 +244,27 @@ class GaussianMixtureIC(EstimatorBase):
                 starts.kmeans_centres(X, weights, k, np.random.RandomState(seed), lloyd=index % 2 == 0)
                 for index, seed in enumerate(seeds)
             ]
-            centres[k] = [c for c in found if c is not None]
+            centres[k] = _distinct([c for c in found if c is not None])
         return centres
 
-    def _fit_cell(self, X, weights, model: str, n_components: int, centres: list) -> dict:
+    def _fit_cell(self, X, weights, screen, model: str, n_components: int, partitions: list) -> dict:
         """One cell: short runs from each start, the best continued; a record with the fitted model or the error."""
         record = {"covariance_type": model, "n_components": n_components, "estimator": None, "error": None}
         n_positive = X.shape[0] if weights is None else int(np.count_nonzero(weights))
         if n_components > n_positive:
             record["error"] = f"n_components = {n_components} exceeds the {n_positive} rows (of positive weight)"
             return record
+        screen_X, screen_weights = screen
+        n_screen_positive = screen_X.shape[0] if screen_weights is None else int(np.count_nonzero(screen_weights))
+        if n_components > n_screen_positive:
+            screen_X, screen_weights = X, weights
+            partitions = [_Partition(X, weights, partition.centres) for partition in partitions]
         best, errors = None, []
         screen_iter = min(self.screen_iter, self.max_iter)
-        for start in centres:
+        for partition in partitions:
             try:
-                candidate = self._run(X, weights, model, self._initial(X, weights, model, start), screen_iter)
+                params = partition.initial_params(model, float(self.reg_covar), screen_X.dtype)
+                candidate = self._run(screen_X, screen_weights, model, params, screen_iter)
             except ValueError as exc:
                 errors.append(str(exc))
                 continue
@@ -257,8 +277,13 @@ class GaussianMixtureIC(EstimatorBase):
             if not best.converged_ and self.max_iter > screen_iter:
                 best.set_params(warm_start=True, max_iter=self.max_iter - screen_iter)
                 iterations = best.n_iter_
-                self._quiet_fit(best, X, weights)
+                self._quiet_fit(best, screen_X, screen_weights)
                 best.n_iter_ += iterations
+            if screen_X is not X:
+                # The runs so far saw a subsample; all rows take over from its maximum, which is
+                # near theirs, so this costs a few iterations where a fresh run would take dozens.
+                screened = GaussianParams(best.weights_, best.means_, best.covariances_, best.precisions_cholesky_)
+                best = self._run(X, weights, model, screened, self.max_iter)
         except ValueError as exc:
             record["error"] = str(exc)
             return record
@@ -274,13 +299,6 @@ class GaussianMixtureIC(EstimatorBase):
         record.update(_criteria(best, X, weights))
         record["estimator"] = best
         return record
-
-    def _initial(self, X, weights, model: str, centres: np.ndarray):
-        """The model's M-step on the hard partition of the rows by their nearest centre."""
-        labels = starts.nearest_centre(X, centres)
-        layout = kernel_layout(model)
-        stats = _stats_from_labels(X, weights, labels, np.ascontiguousarray(centres), layout)
-        return mstep(stats, model, float(self.reg_covar), 10 * np.finfo(X.dtype).eps, X.dtype == np.float32)
 
     def _run(self, X, weights, model: str, params, max_iter: int) -> GaussianMixture:
         layout = kernel_layout(model)
@@ -364,15 +382,60 @@ class GaussianMixtureIC(EstimatorBase):
         return self.best_estimator_
 
 
+class _Partition:
+    """A start: the rows' hard partition by their nearest centre, and its statistics, shared by all models.
+
+    The statistics are kept per component in full (k, d, d) once; each model
+    takes its layout's part and runs its own M-step on it.
+    """
+
+    def __init__(self, X, weights, centres):
+        self.centres = centres
+        labels = starts.nearest_centre(X, centres)
+        self.stats = _stats_from_labels(X, weights, labels, np.ascontiguousarray(centres), "full")
+
+    def initial_params(self, model: str, reg_covar: float, dtype):
+        """The model's M-step on this partition."""
+        stats = self.stats
+        layout = kernel_layout(model)
+        second = _reduce_second(stats.second, layout)
+        layout_stats = GaussianStats(stats.resp_sum, stats.first, second, stats.shift, 0.0, stats.weight_total)
+        return mstep(layout_stats, model, reg_covar, 10 * np.finfo(dtype).eps, dtype == np.float32)
+
+
+def _subsample(X, weights, random_state) -> tuple:
+    """(rows, weights) of a seeded sample of ``SCREEN_ROWS`` rows for the short runs, or all of them if fewer."""
+    if X.shape[0] <= SCREEN_ROWS:
+        return X, weights
+    rows = np.sort(random_state.choice(X.shape[0], size=SCREEN_ROWS, replace=False))
+    return np.ascontiguousarray(X[rows]), None if weights is None else weights[rows]
+
+
+def _distinct(starts_found: list) -> list:
+    """The starts, each kept once: k-means runs from different seeds often end at the same centres."""
+    kept = []
+    for centres in starts_found:
+        ordered = centres[np.lexsort(centres.T[::-1])]
+        if not any(np.allclose(ordered, other, rtol=1e-9, atol=0.0) for other in kept):
+            kept.append(ordered)
+    return kept
+
+
 def _criteria(gm: GaussianMixture, X, weights) -> dict:
     """Log-likelihood, parameter count, BIC, AIC, ICL of a fitted cell (weights count as repeated rows)."""
     log_likelihood, log_resp_of_labels = 0.0, 0.0
+    params, layout = gm._params(), kernel_layout(gm.covariance_type)
     for start in range(0, X.shape[0], _SCORE_BATCH_ROWS):
-        log_prob = gm._weighted_log_prob(X[start:start + _SCORE_BATCH_ROWS])
-        log_norm = logsumexp(log_prob, axis=1)
+        # X is validated already; log-sum-exp by hand and in place: scipy's general one cost as
+        # much as the fit's last iterations.
+        log_prob = weighted_log_prob(X[start:start + _SCORE_BATCH_ROWS], params, layout)
+        largest = log_prob.max(axis=1)
+        log_prob -= largest[:, None]
+        np.exp(log_prob, out=log_prob)
+        log_norm = largest + np.log(log_prob.sum(axis=1))
         row_weights = 1.0 if weights is None else weights[start:start + _SCORE_BATCH_ROWS]
         log_likelihood += float(np.sum(row_weights * log_norm))
-        log_resp_of_labels += float(np.sum(row_weights * (log_prob.max(axis=1) - log_norm)))
+        log_resp_of_labels += float(np.sum(row_weights * (largest - log_norm)))
     n_rows = X.shape[0] if weights is None else float(weights.sum())
     n_parameters = gm._n_parameters()
     bic = -2 * log_likelihood + n_parameters * math.log(n_rows)
