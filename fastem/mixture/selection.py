@@ -22,6 +22,7 @@ component collapsed onto a point or a line, whose likelihood only
 
 from __future__ import annotations
 
+import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -85,8 +86,10 @@ class GaussianMixtureIC(EstimatorBase):
         EM iterations of the short run from each start (on a seeded
         subsample of ``SCREEN_ROWS`` = 20,000 rows for larger data).
     tol : float, default=1e-5
-        Convergence threshold of each cell's EM, on the mean log-likelihood
-        (tighter than ``GaussianMixture``'s 1e-3, so cells compare at their maxima).
+        Relative convergence threshold, mclust's rule and default: a cell's
+        EM stops when its mean log-likelihood changes by less than
+        ``tol * max(1, |mean log-likelihood|)`` (``GaussianMixture``'s tol is
+        absolute, 1e-3 by default).
     reg_covar : float, default=1e-6
     max_iter : int, default=200
         EM iterations per cell at most, the short run included.
@@ -213,7 +216,7 @@ class GaussianMixtureIC(EstimatorBase):
         screen = _subsample(X, weights, random_state)
         with numba_threads(n_threads):
             centres = self._starting_centres(*screen, counts, random_state)
-            partitions = {k: [_Partition(*screen, start) for start in found] for k, found in centres.items()}
+            partitions = {k: _distinct([_Partition(*screen, start) for start in found]) for k, found in centres.items()}
         cells = [(model, k) for model in models for k in counts]
 
         def run(cell):
@@ -244,7 +247,7 @@ class GaussianMixtureIC(EstimatorBase):
                 starts.kmeans_centres(X, weights, k, np.random.RandomState(seed), lloyd=index % 2 == 0)
                 for index, seed in enumerate(seeds)
             ]
-            centres[k] = _distinct([c for c in found if c is not None])
+            centres[k] = [c for c in found if c is not None]
         return centres
 
     def _fit_cell(self, X, weights, screen, model: str, n_components: int, partitions: list) -> dict:
@@ -273,9 +276,10 @@ class GaussianMixtureIC(EstimatorBase):
         if best is None:
             record["error"] = errors[0] if errors else "no start could be made"
             return record
+        tol = float(self.tol) * max(1.0, abs(best.lower_bound_))
         try:
             if not best.converged_ and self.max_iter > screen_iter:
-                best.set_params(warm_start=True, max_iter=self.max_iter - screen_iter)
+                best.set_params(warm_start=True, max_iter=self.max_iter - screen_iter, tol=tol)
                 iterations = best.n_iter_
                 self._quiet_fit(best, screen_X, screen_weights)
                 best.n_iter_ += iterations
@@ -283,7 +287,7 @@ class GaussianMixtureIC(EstimatorBase):
                 # The runs so far saw a subsample; all rows take over from its maximum, which is
                 # near theirs, so this costs a few iterations where a fresh run would take dozens.
                 screened = GaussianParams(best.weights_, best.means_, best.covariances_, best.precisions_cholesky_)
-                best = self._run(X, weights, model, screened, self.max_iter)
+                best = self._run(X, weights, model, screened, self.max_iter, tol)
         except ValueError as exc:
             record["error"] = str(exc)
             return record
@@ -295,17 +299,18 @@ class GaussianMixtureIC(EstimatorBase):
                 "is singular)"
             )
             return record
-        best.set_params(warm_start=False, max_iter=self.max_iter)
+        best.set_params(warm_start=False, max_iter=self.max_iter)  # tol stays the absolute one it converged to
         record.update(_criteria(best, X, weights))
         record["estimator"] = best
         return record
 
-    def _run(self, X, weights, model: str, params, max_iter: int) -> GaussianMixture:
+    def _run(self, X, weights, model: str, params, max_iter: int, tol=None) -> GaussianMixture:
+        """A GaussianMixture fitted from ``params`` (absolute ``tol``, ``self.tol`` by default)."""
         layout = kernel_layout(model)
         gm = GaussianMixture(
             params.means.shape[0],
             covariance_type=model,
-            tol=self.tol,
+            tol=self.tol if tol is None else tol,
             reg_covar=self.reg_covar,
             max_iter=max_iter,
             weights_init=params.weights,
@@ -393,6 +398,11 @@ class _Partition:
         self.centres = centres
         labels = starts.nearest_centre(X, centres)
         self.stats = _stats_from_labels(X, weights, labels, np.ascontiguousarray(centres), "full")
+        # The partition itself, whatever the components' order: labels renumbered by first appearance.
+        _, first_rows = np.unique(labels, return_index=True)
+        renumber = np.empty(centres.shape[0], dtype=np.intp)
+        renumber[labels[np.sort(first_rows)]] = np.arange(first_rows.size)
+        self.key = hashlib.sha1(renumber[labels].tobytes()).digest()
 
     def initial_params(self, model: str, reg_covar: float, dtype):
         """The model's M-step on this partition."""
@@ -411,13 +421,14 @@ def _subsample(X, weights, random_state) -> tuple:
     return np.ascontiguousarray(X[rows]), None if weights is None else weights[rows]
 
 
-def _distinct(starts_found: list) -> list:
-    """The starts, each kept once: k-means runs from different seeds often end at the same centres."""
-    kept = []
-    for centres in starts_found:
-        ordered = centres[np.lexsort(centres.T[::-1])]
-        if not any(np.allclose(ordered, other, rtol=1e-9, atol=0.0) for other in kept):
-            kept.append(ordered)
+def _distinct(partitions: list) -> list:
+    """The partitions, each kept once: k-means runs from different seeds often end at the same one, and
+    for one component every start is the same."""
+    kept, seen = [], set()
+    for partition in partitions:
+        if partition.key not in seen:
+            seen.add(partition.key)
+            kept.append(partition)
     return kept
 
 
