@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastem.mixture._orientation_kernel import orientation_sweeps
 from fastem.mixture.covariance_models import mclust_name
 
 TOLERANCE = 1e-12
@@ -176,51 +177,12 @@ def _common_orientation(weights, scatter, equal_volume: bool):
 
 def _orientation_from(orientation, weights, scatter, equal_volume: bool) -> tuple:
     """Alternate the diagonals and rotation sweeps from ``orientation``: (objective, Lambda_k, D)."""
-    n_features = scatter.shape[1]
-    rotated = orientation.T @ scatter @ orientation  # D^T W_k D, kept up to date by each rotation
-    objective = np.inf
-    pairs = [(i, j) for i in range(n_features) for j in range(i + 1, n_features)]
-    for _ in range(MAX_ITERATIONS):
-        diagonal = _common_orientation_diagonals(weights, np.diagonal(rotated, axis1=1, axis2=2), equal_volume)
-        previous = objective
-        objective = float(weights @ np.log(diagonal).sum(axis=1))  # + sum_k tr(Lambda_k^-1 B_k), a constant here
-        if _converged(previous, objective):
-            break
-        inverse = 1.0 / diagonal
-        for i, j in pairs:
-            difference = inverse[:, i] - inverse[:, j]
-            a = 0.5 * difference @ (rotated[:, i, i] - rotated[:, j, j])
-            b = difference @ rotated[:, i, j]
-            radius = np.hypot(a, b)
-            if radius == 0.0:
-                continue
-            cosine2, sine2 = -a / radius, -b / radius  # cos 2t, sin 2t at the minimum
-            cosine = np.sqrt(0.5 * (1.0 + cosine2))
-            sine = sine2 / (2.0 * cosine) if cosine > 1e-8 else 1.0
-            _rotate(rotated, orientation, i, j, cosine, sine)
-    diagonal = _common_orientation_diagonals(weights, np.diagonal(rotated, axis1=1, axis2=2), equal_volume)
-    return float(weights @ np.log(diagonal).sum(axis=1)), diagonal, orientation
-
-
-def _common_orientation_diagonals(weights, rotated_diagonal, equal_volume: bool) -> np.ndarray:
-    """Lambda_k (k, d) for a fixed orientation, from B_k = diag(D^T W_k D)."""
-    if not equal_volume:
-        return rotated_diagonal / weights[:, None]
-    log_volume = _log_geometric_mean(rotated_diagonal)
-    return np.exp(log_volume).sum() / weights.sum() * rotated_diagonal / np.exp(log_volume)[:, None]
-
-
-def _rotate(rotated, orientation, i: int, j: int, cosine: float, sine: float) -> None:
-    """D <- D G and R_k <- G^T R_k G in place, G the rotation of columns i, j (d_i' = c d_i + s d_j)."""
-    column_i, column_j = orientation[:, i].copy(), orientation[:, j].copy()
-    orientation[:, i] = cosine * column_i + sine * column_j
-    orientation[:, j] = -sine * column_i + cosine * column_j
-    for axis in (1, 2):
-        index_i = (slice(None), i) if axis == 1 else (slice(None), slice(None), i)
-        index_j = (slice(None), j) if axis == 1 else (slice(None), slice(None), j)
-        part_i, part_j = rotated[index_i].copy(), rotated[index_j].copy()
-        rotated[index_i] = cosine * part_i + sine * part_j
-        rotated[index_j] = -sine * part_i + cosine * part_j
+    rotated = np.ascontiguousarray(orientation.T @ scatter @ orientation)  # D^T W_k D
+    orientation = np.ascontiguousarray(orientation)
+    diagonal = np.empty(scatter.shape[:2])
+    objective = orientation_sweeps(orientation, rotated, np.ascontiguousarray(weights, dtype=np.float64),
+                                   bool(equal_volume), TOLERANCE, MAX_ITERATIONS, diagonal)
+    return float(objective), diagonal, orientation
 
 
 def _eve(weights, scatter):
