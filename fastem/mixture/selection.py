@@ -51,6 +51,10 @@ CRITERIA = ("bic", "aic", "icl")
 # Rows per batch when scoring a fitted cell (bounds the n x k matrix of a batch).
 _SCORE_BATCH_ROWS = 65536
 
+#: Cells at each number of components whose partitions are shared with the
+#: other models in the second round (the best ones by the criterion).
+SHARED_SOURCES = 3
+
 #: Rows of the subsample the short runs use on larger data: enough to rank
 #: starts (10 iterations on it cost as much as one on 2e5 rows).
 SCREEN_ROWS = 20_000
@@ -216,19 +220,55 @@ class GaussianMixtureIC(EstimatorBase):
         screen = _subsample(X, weights, random_state)
         with numba_threads(n_threads):
             centres = self._starting_centres(*screen, counts, random_state)
-            partitions = {k: _distinct([_Partition(*screen, start) for start in found]) for k, found in centres.items()}
+            partitions = {
+                k: _distinct([_Partition.from_centres(*screen, start) for start in found]) for k, found in centres.items()
+            }
         cells = [(model, k) for model in models for k in counts]
 
-        def run(cell):
+        def first_round(cell):
             return self._fit_cell(X, weights, screen, cell[0], cell[1], partitions.get(cell[1], []))
 
-        if n_threads > 1 and len(cells) > 1:
-            with ThreadPoolExecutor(max_workers=min(n_threads, len(cells))) as pool:
-                outcomes = list(pool.map(run, cells))
-        else:
-            outcomes = [run(cell) for cell in cells]
-        self._set_results(outcomes)
+        outcomes = _map(first_round, cells, n_threads)
+        shared = self._shared_partitions(outcomes, screen, partitions)
+
+        def second_round(outcome):
+            extra = [p for p in shared.get(outcome["n_components"], []) if p.key != outcome.get("partition_key")]
+            if not extra:
+                return outcome
+            # On a subsample, a new start must win the short runs to cost a long run; when the short
+            # runs see all rows, every new start is run to the end (cheap, and it finds more maxima).
+            bar = outcome.get("screen_bound", -np.inf) if screen[0] is not X else -np.inf
+            again = self._fit_cell(X, weights, screen, outcome["covariance_type"], outcome["n_components"], extra, bar)
+            return _better(outcome, again)
+
+        self._set_results(_map(second_round, outcomes, n_threads))
         return self
+
+    def _shared_partitions(self, outcomes: list, screen, partitions: dict) -> dict:
+        """For each k, the partitions of the subsample made by the best-fitting models at k, new ones only.
+
+        The second round gives them to every other model at k: the partition
+        that the model the data prefer found (VVV's, say) is often a better
+        start for a constrained model than any of the first round's.
+        """
+        screen_X = screen[0]
+        shared = {}
+        for k in sorted({outcome["n_components"] for outcome in outcomes}):
+            fitted = [o for o in outcomes if o["n_components"] == k and o["error"] is None]
+            for outcome in fitted:
+                outcome["partition_key"] = _Partition.key_of(outcome["estimator"].predict(screen_X), k)
+            fitted.sort(key=lambda o: o[self.criterion])
+            known = {p.key for p in partitions.get(k, [])}
+            found = []
+            for outcome in fitted[:SHARED_SOURCES]:
+                if outcome["partition_key"] in known:
+                    continue
+                known.add(outcome["partition_key"])
+                partition = _Partition.from_labels(*screen, outcome["estimator"].predict(screen_X), k)
+                if partition is not None:
+                    found.append(partition)
+            shared[k] = found
+        return shared
 
     def _starting_centres(self, X, weights, counts, random_state) -> dict:
         """For each number of components, the list of starting centres (seeded, in a fixed order).
@@ -250,8 +290,13 @@ class GaussianMixtureIC(EstimatorBase):
             centres[k] = [c for c in found if c is not None]
         return centres
 
-    def _fit_cell(self, X, weights, screen, model: str, n_components: int, partitions: list) -> dict:
-        """One cell: short runs from each start, the best continued; a record with the fitted model or the error."""
+    def _fit_cell(self, X, weights, screen, model: str, n_components: int, partitions: list,
+                  to_beat: float = -np.inf) -> dict:
+        """One cell: short runs from each start, the best continued; a record with the fitted model or the error.
+
+        The best short run is continued only if its bound exceeds ``to_beat``
+        (the second round's bar: the first round's best short run).
+        """
         record = {"covariance_type": model, "n_components": n_components, "estimator": None, "error": None}
         n_positive = X.shape[0] if weights is None else int(np.count_nonzero(weights))
         if n_components > n_positive:
@@ -262,20 +307,39 @@ class GaussianMixtureIC(EstimatorBase):
         if n_components > n_screen_positive:
             screen_X, screen_weights = X, weights
             partitions = [_Partition(X, weights, partition.centres) for partition in partitions]
-        best, errors = None, []
+        screened, errors = [], []
         screen_iter = min(self.screen_iter, self.max_iter)
         for partition in partitions:
             try:
                 params = partition.initial_params(model, float(self.reg_covar), screen_X.dtype)
-                candidate = self._run(screen_X, screen_weights, model, params, screen_iter)
+                screened.append(self._run(screen_X, screen_weights, model, params, screen_iter))
             except ValueError as exc:
                 errors.append(str(exc))
-                continue
-            if best is None or candidate.lower_bound_ > best.lower_bound_:
-                best = candidate
-        if best is None:
+        if not screened:
             record["error"] = errors[0] if errors else "no start could be made"
             return record
+        screened.sort(key=lambda gm: -gm.lower_bound_)  # stable: ties keep the starts' order
+        if screened[0].lower_bound_ <= to_beat:
+            record["error"] = "no start better than the first round's"
+            return record
+        record["screen_bound"] = screened[0].lower_bound_
+        # The best short run is continued; if it ends singular (a collapsed component wins short
+        # runs by its growing likelihood) or fails, the next best is, as long as any is left.
+        for candidate in screened:
+            if candidate.lower_bound_ <= to_beat:
+                break
+            fitted, error = self._finish(candidate, X, weights, screen_X, screen_weights, screen_iter)
+            if fitted is not None:
+                record.update(_criteria(fitted, X, weights))
+                record["estimator"] = fitted
+                record["error"] = None
+                return record
+            record["error"] = error
+        return record
+
+    def _finish(self, best, X, weights, screen_X, screen_weights, screen_iter: int) -> tuple:
+        """Continue a short run to convergence (then on all rows): (fitted model, None) or (None, why it failed)."""
+        model, n_components = best.covariance_type, best.n_components
         tol = float(self.tol) * max(1.0, abs(best.lower_bound_))
         try:
             if not best.converged_ and self.max_iter > screen_iter:
@@ -289,20 +353,16 @@ class GaussianMixtureIC(EstimatorBase):
                 screened = GaussianParams(best.weights_, best.means_, best.covariances_, best.precisions_cholesky_)
                 best = self._run(X, weights, model, screened, self.max_iter, tol)
         except ValueError as exc:
-            record["error"] = str(exc)
-            return record
+            return None, str(exc)
         layout = kernel_layout(model)
         singular = singular_components(best.covariances_, layout, n_components, X.shape[1], float(self.reg_covar))
         if singular.size:
-            record["error"] = (
+            return None, (
                 f"singular covariance: component {int(singular[0])} collapsed (its covariance, without reg_covar, "
                 "is singular)"
             )
-            return record
         best.set_params(warm_start=False, max_iter=self.max_iter)  # tol stays the absolute one it converged to
-        record.update(_criteria(best, X, weights))
-        record["estimator"] = best
-        return record
+        return best, None
 
     def _run(self, X, weights, model: str, params, max_iter: int, tol=None) -> GaussianMixture:
         """A GaussianMixture fitted from ``params`` (absolute ``tol``, ``self.tol`` by default)."""
@@ -388,21 +448,39 @@ class GaussianMixtureIC(EstimatorBase):
 
 
 class _Partition:
-    """A start: the rows' hard partition by their nearest centre, and its statistics, shared by all models.
+    """A start: a hard partition of the rows, and its statistics, shared by all models.
 
     The statistics are kept per component in full (k, d, d) once; each model
     takes its layout's part and runs its own M-step on it.
     """
 
-    def __init__(self, X, weights, centres):
+    def __init__(self, X, weights, labels, centres):
         self.centres = centres
-        labels = starts.nearest_centre(X, centres)
         self.stats = _stats_from_labels(X, weights, labels, np.ascontiguousarray(centres), "full")
-        # The partition itself, whatever the components' order: labels renumbered by first appearance.
+        self.key = self.key_of(labels, centres.shape[0])
+
+    @classmethod
+    def from_centres(cls, X, weights, centres) -> "_Partition":
+        """Each row to its nearest centre."""
+        return cls(X, weights, starts.nearest_centre(X, centres), centres)
+
+    @classmethod
+    def from_labels(cls, X, weights, labels, n_components: int):
+        """The partition given by ``labels`` (centred at its clusters' means), or None if a cluster is empty."""
+        counts = np.bincount(labels, minlength=n_components)
+        if (counts == 0).any():
+            return None
+        sums = np.zeros((n_components, X.shape[1]))
+        np.add.at(sums, labels, X.astype(np.float64))
+        return cls(X, weights, np.ascontiguousarray(labels, dtype=np.intp), sums / counts[:, None])
+
+    @staticmethod
+    def key_of(labels, n_components: int) -> bytes:
+        """The partition itself, whatever the components' order: labels renumbered by first appearance."""
         _, first_rows = np.unique(labels, return_index=True)
-        renumber = np.empty(centres.shape[0], dtype=np.intp)
+        renumber = np.zeros(n_components, dtype=np.intp)
         renumber[labels[np.sort(first_rows)]] = np.arange(first_rows.size)
-        self.key = hashlib.sha1(renumber[labels].tobytes()).digest()
+        return hashlib.sha1(renumber[labels].tobytes()).digest()
 
     def initial_params(self, model: str, reg_covar: float, dtype):
         """The model's M-step on this partition."""
@@ -411,6 +489,23 @@ class _Partition:
         second = _reduce_second(stats.second, layout)
         layout_stats = GaussianStats(stats.resp_sum, stats.first, second, stats.shift, 0.0, stats.weight_total)
         return mstep(layout_stats, model, reg_covar, 10 * np.finfo(dtype).eps, dtype == np.float32)
+
+
+def _map(function, items: list, n_threads: int) -> list:
+    """``[function(item) for item in items]``, on up to ``n_threads`` threads (same results, same order)."""
+    if n_threads > 1 and len(items) > 1:
+        with ThreadPoolExecutor(max_workers=min(n_threads, len(items))) as pool:
+            return list(pool.map(function, items))
+    return [function(item) for item in items]
+
+
+def _better(first: dict, second: dict) -> dict:
+    """The outcome with the higher log-likelihood (a fitted one over a failed one; ties keep ``first``)."""
+    if second["error"] is not None:
+        return first
+    if first["error"] is not None or second["log_likelihood"] > first["log_likelihood"]:
+        return second
+    return first
 
 
 def _subsample(X, weights, random_state) -> tuple:
