@@ -95,7 +95,18 @@ def compile_tasks(dtypes=DTYPES, covariance_types=COVARIANCE_TYPES, features=DEF
     for dtype, covariance_type, n_features in specialisations(dtypes, covariance_types, features):
         label = f"GaussianMixture {covariance_type}, {dtype}, {variant_label(covariance_type, n_features)}"
         tasks.append((label, lambda d=dtype, c=covariance_type, f=n_features: _tiny_fit(d, c, f)))
+    if "full" in covariance_types:
+        # mclust's EVE and VVE run on the full kernels plus one M-step helper of their own.
+        tasks.append(("mclust's EVE and VVE M-step (any dtype and number of features)", _tiny_common_orientation))
     return tasks
+
+
+def _tiny_common_orientation() -> None:
+    from fastem.mixture.constrained_mstep import constrained_covariances
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(2, 3, 3))
+    constrained_covariances("EVE", np.array([10.0, 20.0]), factors @ factors.transpose(0, 2, 1) + np.eye(3))
 
 
 def missing_value_compile_tasks(dtypes=DTYPES) -> list:
