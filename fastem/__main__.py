@@ -42,16 +42,18 @@ def _load(path: str) -> np.ndarray:
 
 
 def _has_header(path: str, delimiter) -> bool:
-    """Whether the first line is a header: some field of it is not a number (e.g. R's write.csv names)."""
-    with open(path, encoding="utf-8") as handle:
+    """Whether the first line is a header: none of its fields is a number (e.g. R's write.csv names)."""
+    with open(path, encoding="utf-8-sig") as handle:  # -sig: Excel's "CSV UTF-8" starts with a BOM
         first = handle.readline()
     fields = [field.strip().strip('"') for field in first.split(delimiter)]
+    # A header only when no field is a number: a data row with a missing or odd value must not vanish.
     for field in fields:
         try:
             float(field)
+            return False
         except ValueError:
-            return True
-    return False
+            pass
+    return True
 
 
 def _model_from(args) -> GaussianMixture:

@@ -99,6 +99,11 @@ def test_singular_cells_are_failed_and_never_win():
     collapsed = GaussianMixture(2, random_state=0).fit(X)
     assert collapsed.bic(X) < np.nanmin(table["bic"])
     assert table["error"][list(zip(table["covariance_type"], table["n_components"])).index((ic.covariance_type_, ic.n_components_))] is None
+    # The chosen model has no component that reg_covar alone keeps from being singular.
+    best = ic.best_estimator_
+    full = np.stack([np.diag(c) for c in best.covariances_]) if best.covariances_.ndim == 2 else best.covariances_
+    assert (np.linalg.eigvalsh(full)[:, 0] > 2 * best.reg_covar).all()
+    assert best._silent_fit is False and best.n_jobs == ic.n_jobs and best.random_state == ic.random_state
 
 
 def test_results_do_not_depend_on_n_jobs():
@@ -119,6 +124,8 @@ def test_works_in_a_pipeline():
     pipe = make_pipeline(StandardScaler(), GaussianMixtureIC(4, random_state=0)).fit(X)
     ic = pipe[-1]
     np.testing.assert_array_equal(pipe.predict(X), ic.best_estimator_.predict(StandardScaler().fit_transform(X)))
+    np.testing.assert_array_equal(make_pipeline(StandardScaler(), GaussianMixtureIC(4, random_state=0)).fit_predict(X),
+                                  pipe.predict(X))
     cloned = sklearn.base.clone(ic)
     assert cloned.get_params() == ic.get_params()
 

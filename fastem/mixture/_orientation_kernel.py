@@ -82,7 +82,9 @@ def orientation_sweeps(orientation, rotated, weights, equal_volume, tolerance, m
                 if radius == 0.0:
                     continue
                 cosine = math.sqrt(0.5 * (1.0 - a / radius))  # cos t, with cos 2t = -a / radius
-                sine = (-b / radius) / (2.0 * cosine) if cosine > 1e-8 else 1.0
+                # sin t from sin^2 t = (1 - cos 2t) / 2 with the sign of sin 2t (cos t >= 0): no division
+                # by a small cos t, which would let D drift from orthogonal.
+                sine = math.copysign(math.sqrt(0.5 * (1.0 + a / radius)), -b)
                 for r in range(n_features):
                     left = orientation[r, i]
                     right = orientation[r, j]

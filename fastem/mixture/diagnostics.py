@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastem.exceptions import ConvergenceWarning, warn_at_caller
+from fastem.exceptions import ConvergenceWarning, compatible, warn_at_caller
 
 #: Two components are near-duplicates when their means are closer than this
 #: many standard deviations (Mahalanobis distance under the pair's average
@@ -22,8 +22,11 @@ from fastem.exceptions import ConvergenceWarning, warn_at_caller
 DUPLICATE_TOLERANCE = 0.1
 
 #: A component is singular when its smallest covariance eigenvalue, less
-#: reg_covar, is at most this fraction of its largest one.
-SINGULAR_RCOND = 1e-10
+#: reg_covar, is at most this fraction of its largest one, or at most
+#: reg_covar itself (then reg_covar, not the data, holds it up: a component
+#: on a line with a trickle of responsibility from other rows passed the
+#: relative test alone).
+SINGULAR_RCOND = 1e-8
 
 
 def full_covariance_matrices(covariances, layout: str, n_components: int, n_features: int) -> np.ndarray:
@@ -81,7 +84,7 @@ def warn_if_near_duplicates(model, layout: str) -> None:
         f"such as init_params='random' often reaches (this fit used init_params={model.init_params!r}), or the "
         "data hold fewer clusters than n_components. Try init_params='kmeans' or 'k-means++', a larger n_init, "
         "or fewer components; fastem.GaussianMixtureIC compares several starts and component counts.",
-        ConvergenceWarning,
+        compatible(ConvergenceWarning),
     )
 
 
@@ -90,4 +93,5 @@ def singular_components(covariances, layout: str, n_components: int, n_features:
     full = full_covariance_matrices(covariances, layout, n_components, n_features)
     eigenvalues = np.linalg.eigvalsh(full)
     largest = eigenvalues[:, -1]
-    return np.flatnonzero(~(eigenvalues[:, 0] - reg_covar > SINGULAR_RCOND * largest))
+    floor = np.maximum(SINGULAR_RCOND * largest, reg_covar)
+    return np.flatnonzero(~(eigenvalues[:, 0] - reg_covar > floor))

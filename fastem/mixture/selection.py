@@ -38,7 +38,7 @@ from fastem._core.validation import (
     check_real,
     check_sample_weight,
 )
-from fastem.exceptions import ConvergenceWarning, warn_at_caller
+from fastem.exceptions import ConvergenceWarning, compatible, warn_at_caller
 from fastem.mixture import starts
 from fastem.mixture.covariance_models import COVARIANCE_MODELS, MCLUST_MODELS, SKLEARN_TYPES, kernel_layout
 from fastem.mixture.diagnostics import singular_components
@@ -96,7 +96,8 @@ class GaussianMixtureIC(EstimatorBase):
         absolute, 1e-3 by default).
     reg_covar : float, default=1e-6
     max_iter : int, default=200
-        EM iterations per cell at most, the short run included.
+        EM iterations per cell at most on the rows the short runs use (the
+        short run included); with a subsample, as many again on all rows.
     random_state : int, RandomState instance or None, default=None
         Seeds the starts. A seed gives the same results for any ``n_jobs``.
     n_jobs : int or None, default=None
@@ -115,8 +116,8 @@ class GaussianMixtureIC(EstimatorBase):
         One entry per cell, in the order (covariance model, then number of
         components): 'covariance_type', 'n_components', 'log_likelihood'
         (total, weighted), 'n_parameters', 'bic', 'aic', 'icl', 'n_iter'
-        (EM iterations of the chosen start on all rows), 'converged', and 'error' (None, or why the cell failed; its numbers
-        are then NaN). ``pandas.DataFrame(results_)`` gives a table.
+        (EM iterations of the chosen start on all rows), 'converged', and 'error' (None, or why the cell failed; its
+        log-likelihood and criteria are then NaN, its n_parameters and n_iter -1). ``pandas.DataFrame(results_)`` gives a table.
     n_features_in_ : int
 
     Examples
@@ -226,7 +227,8 @@ class GaussianMixtureIC(EstimatorBase):
         cells = [(model, k) for model in models for k in counts]
 
         def first_round(cell):
-            return self._fit_cell(X, weights, screen, cell[0], cell[1], partitions.get(cell[1], []))
+            with numba_threads(1):  # one thread per cell; the cells run on n_jobs threads
+                return self._fit_cell(X, weights, screen, cell[0], cell[1], partitions.get(cell[1], []))
 
         outcomes = _map(first_round, cells, n_threads)
         shared = self._shared_partitions(outcomes, screen, partitions)
@@ -238,7 +240,9 @@ class GaussianMixtureIC(EstimatorBase):
             # On a subsample, a new start must win the short runs to cost a long run; when the short
             # runs see all rows, every new start is run to the end (cheap, and it finds more maxima).
             bar = outcome.get("screen_bound", -np.inf) if screen[0] is not X else -np.inf
-            again = self._fit_cell(X, weights, screen, outcome["covariance_type"], outcome["n_components"], extra, bar)
+            with numba_threads(1):
+                again = self._fit_cell(X, weights, screen, outcome["covariance_type"], outcome["n_components"],
+                                       extra, bar)
             return _better(outcome, again)
 
         self._set_results(_map(second_round, outcomes, n_threads))
@@ -344,9 +348,10 @@ class GaussianMixtureIC(EstimatorBase):
         try:
             if not best.converged_ and self.max_iter > screen_iter:
                 best.set_params(warm_start=True, max_iter=self.max_iter - screen_iter, tol=tol)
-                iterations = best.n_iter_
+                iterations, history = best.n_iter_, list(best.lower_bounds_)
                 self._quiet_fit(best, screen_X, screen_weights)
                 best.n_iter_ += iterations
+                best.lower_bounds_ = history + best.lower_bounds_  # one bound per iteration, as n_iter_ counts
             if screen_X is not X:
                 # The runs so far saw a subsample; all rows take over from its maximum, which is
                 # near theirs, so this costs a few iterations where a fresh run would take dozens.
@@ -361,7 +366,10 @@ class GaussianMixtureIC(EstimatorBase):
                 f"singular covariance: component {int(singular[0])} collapsed (its covariance, without reg_covar, "
                 "is singular)"
             )
-        best.set_params(warm_start=False, max_iter=self.max_iter)  # tol stays the absolute one it converged to
+        # Hand over an ordinary model: warnings on, the sweep's n_jobs and random_state (sample() is
+        # then reproducible); tol stays the absolute one it converged to.
+        best.set_params(warm_start=False, max_iter=self.max_iter, n_jobs=self.n_jobs, random_state=self.random_state)
+        best._silent_fit = False
         return best, None
 
     def _run(self, X, weights, model: str, params, max_iter: int, tol=None) -> GaussianMixture:
@@ -417,10 +425,14 @@ class GaussianMixtureIC(EstimatorBase):
             warn_at_caller(
                 f"The chosen model ({self.covariance_type_}, {self.n_components_} components) did not converge "
                 f"within max_iter={self.max_iter} iterations; increase max_iter.",
-                ConvergenceWarning,
+                compatible(ConvergenceWarning),
             )
 
     # -- inference by the chosen model ----------------------------------------
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the grid, then the most probable component of each row of X under the chosen model."""
+        return self.fit(X, y, sample_weight).predict(X)
 
     def predict(self, X):
         """Most probable component of each row under the chosen model."""
