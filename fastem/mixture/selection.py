@@ -179,8 +179,9 @@ class GaussianMixtureIC(EstimatorBase):
             raise ValueError("covariance_type must be 'all', 'mclust', a model name, or a non-empty list of model names.")
         return list(dict.fromkeys(models)), sorted(set(counts))
 
-    def _check_parameters(self) -> None:
-        self._grid()
+    def _check_parameters(self) -> tuple[list, list]:
+        """Check every parameter; returns the grid (``_grid``)."""
+        grid = self._grid()
         check_choice(self.criterion, "criterion", CRITERIA)
         check_int(self.n_init, "n_init", 1)
         check_int(self.screen_iter, "screen_iter", 1)
@@ -188,6 +189,7 @@ class GaussianMixtureIC(EstimatorBase):
         check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.max_iter, "max_iter", 1)
         resolve_n_jobs(self.n_jobs)
+        return grid
 
     # -- fitting --------------------------------------------------------------
 
@@ -212,8 +214,7 @@ class GaussianMixtureIC(EstimatorBase):
         ValueError
             If every cell fails (the table of reasons is in the message).
         """
-        self._check_parameters()
-        models, counts = self._grid()
+        models, counts = self._check_parameters()
         X = check_data(X, min_samples=1, estimator_name="GaussianMixtureIC")
         weights = check_sample_weight(sample_weight, X.shape[0])
         random_state = check_random_state(self.random_state)
@@ -259,8 +260,10 @@ class GaussianMixtureIC(EstimatorBase):
         shared = {}
         for k in sorted({outcome["n_components"] for outcome in outcomes}):
             fitted = [o for o in outcomes if o["n_components"] == k and o["error"] is None]
+            labels = {}
             for outcome in fitted:
-                outcome["partition_key"] = _Partition.key_of(outcome["estimator"].predict(screen_X), k)
+                labels[id(outcome)] = outcome["estimator"].predict(screen_X)
+                outcome["partition_key"] = _Partition.key_of(labels[id(outcome)], k)
             fitted.sort(key=lambda o: o[self.criterion])
             known = {p.key for p in partitions.get(k, [])}
             found = []
@@ -268,7 +271,7 @@ class GaussianMixtureIC(EstimatorBase):
                 if outcome["partition_key"] in known:
                     continue
                 known.add(outcome["partition_key"])
-                partition = _Partition.from_labels(*screen, outcome["estimator"].predict(screen_X), k)
+                partition = _Partition.from_labels(*screen, labels[id(outcome)], k)
                 if partition is not None:
                     found.append(partition)
             shared[k] = found
@@ -310,7 +313,7 @@ class GaussianMixtureIC(EstimatorBase):
         n_screen_positive = screen_X.shape[0] if screen_weights is None else int(np.count_nonzero(screen_weights))
         if n_components > n_screen_positive:
             screen_X, screen_weights = X, weights
-            partitions = [_Partition(X, weights, partition.centres) for partition in partitions]
+            partitions = [_Partition.from_centres(X, weights, partition.centres) for partition in partitions]
         screened, errors = [], []
         screen_iter = min(self.screen_iter, self.max_iter)
         for partition in partitions:
