@@ -20,7 +20,7 @@ import pytest
 
 from fastem import bench
 from fastem._core.numba import max_threads
-from fastem.bench import first_fit, memory
+from fastem.bench import default_fit, first_fit, inference, memory
 from fastem.bench.report import FIRST_FIT_TARGET_COLUMNS, Report, render
 
 
@@ -203,7 +203,7 @@ def test_package_re_exports_the_public_names_of_its_modules():
 def test_child_process_code_imports_what_it_names():
     # The child programs run in fresh interpreters; a name they import that
     # moved would only fail there.
-    for code in (first_fit._FIRST_FIT_CODE, first_fit._TARGET_FITS_CODE, memory._PEAK_MEMORY_CODE):
+    for code in (first_fit._FIRST_FIT_CODE, first_fit._TARGET_FITS_CODE, memory._PEAK_MEMORY_CODE, inference._PEAK_CHILD):
         for module, names in re.findall(r"from (fastem[\w.]*) import ([\w, ]+)", code):
             imported = importlib.import_module(module)
             for name in names.split(","):
@@ -343,3 +343,26 @@ def test_scale_cases_report_memmap_memory_and_dask_ratios(tmp_path):
     row = dict(zip(dask_header, dask_rows[0]))
     assert row["target"] == "<= 1.3x" and row["met"] in ("yes", "no")
     assert number(row["threaded ms/iter"]) > 0 and number(row["cluster ms/iter"]) > 0
+
+
+def test_default_fit_and_inference_cases_report_speed_ups_shares_and_agreement(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--n-samples", "3000", "--repeats", "1", "--cases", "default_fit_k4,inference_full_d8_k16",
+            "--output", str(path)]
+    assert bench.main(argv) == 0
+    text = path.read_text(encoding="utf-8")
+    header, rows = table_rows(text[text.index("## The whole default fit"):], "case")
+    assert [row[1] for row in rows] == list(default_fit._TYPES)
+    for row in map(lambda r: dict(zip(header, r)), rows):
+        assert row["case"] == "3,000 x 10, k=4"
+        assert 0 < number(row["init s"]) and row["init share"].endswith("%")
+        assert number(row["fastem s"]) > 0 and number(row["sklearn s"]) > 0
+        assert abs(number(row["rel. diff"])) < 1e-3  # the same optimum of well-separated blobs
+    header, rows = table_rows(text[text.index("## Inference"):], "case")
+    assert [row[1] for row in rows] == ["predict_proba", "score_samples", "predict"]
+    by_method = {row[1]: dict(zip(header, row)) for row in rows}
+    assert number(by_method["predict_proba"]["largest difference"]) < 1e-8  # the same parameters both sides
+    assert number(by_method["score_samples"]["largest difference"]) < 1e-8
+    assert by_method["predict"]["largest difference"] == "0 labels differ"
+    for row in by_method.values():
+        assert number(row["fastem peak beyond output MiB"]) < 64

@@ -83,6 +83,7 @@ for verbose in (1, 1):
     model.fit(X, sample_weight=np.ones(len(X)))
     model.predict_proba(X)
     model.score_samples(X)
+    model.predict(X)
 print("fits done")
 """
 

@@ -27,6 +27,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastem.mixture.estimator as gaussian_mixture
+import fastem.mixture.inference as inference
 from fastem import GaussianMixture
 from fastem.datasets import make_blobs
 from tests.conftest import COVARIANCE_TYPES, init_kwargs
@@ -232,10 +233,10 @@ class Interrupt:
     interruption happened inside fastem's thread-count context.
     """
 
-    def __init__(self, monkeypatch, name, error, on_call=1):
-        self.original = getattr(gaussian_mixture, name)
+    def __init__(self, monkeypatch, name, error, on_call=1, module=gaussian_mixture):
+        self.original = getattr(module, name)
         self.error, self.on_call, self.calls, self.numba_threads_inside = error, on_call, 0, None
-        monkeypatch.setattr(gaussian_mixture, name, self)
+        monkeypatch.setattr(module, name, self)
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -246,8 +247,8 @@ class Interrupt:
 
 
 # Where to interrupt: during the initialisation, in the middle of EM (third
-# M-step), and inside an inference method.
-INTERRUPTION_POINTS = [("initial_stats", 1, "fit"), ("mstep", 3, "fit"), ("weighted_log_prob", 1, "predict_proba")]
+# M-step), and inside an inference method (its fused kernel's call).
+INTERRUPTION_POINTS = [("initial_stats", 1, "fit"), ("mstep", 3, "fit"), ("infer", 1, "predict_proba")]
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
@@ -257,7 +258,8 @@ def test_interruption_restores_thread_settings(blobs, monkeypatch, function, on_
     model = GaussianMixture(3, random_state=0, n_jobs=1).fit(blobs)
     fitted_means = model.means_.copy()
     numba_before, blas_before = numba.get_num_threads(), blas_threads()
-    interrupt = Interrupt(monkeypatch, function, error, on_call)
+    module = inference if function == "infer" else gaussian_mixture
+    interrupt = Interrupt(monkeypatch, function, error, on_call, module)
     with pytest.raises(error, match="interrupted by the test"):
         getattr(model, method)(blobs)
     assert interrupt.numba_threads_inside == 1

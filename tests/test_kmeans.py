@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from fastem._core.kmeans import kmeans, kmeans_plusplus
+import fastem._core.kmeans as kmeans_module
+from fastem import GaussianMixture
+from fastem._core.kmeans import draw_rows, kmeans, kmeans_plusplus
 from fastem.datasets import make_blobs
 from tests import naive
 
@@ -55,3 +57,45 @@ def test_kmeans_plusplus_is_thread_independent(data):
             results.append(kmeans(data, np.empty(0), 6, np.random.RandomState(3)))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_draw_rows_is_a_seeded_weighted_draw_or_none_for_small_data():
+    size = max(kmeans_module.SAMPLE_ROWS, kmeans_module.SAMPLE_ROWS_PER_CLUSTER * 4)
+    assert draw_rows(size, np.empty(0), 4, np.random.RandomState(0)) is None  # all rows are used
+    n = 4 * size
+    rows, counts = draw_rows(n, np.empty(0), 4, np.random.RandomState(0))
+    again, _ = draw_rows(n, np.empty(0), 4, np.random.RandomState(0))
+    np.testing.assert_array_equal(rows, again)
+    assert counts.sum() == size and (np.diff(rows) > 0).all() and rows[-1] < n
+    # With weights: rows are drawn in proportion to them, never a zero-weight row.
+    weights = np.tile([0.0, 1.0, 3.0], n // 3 + 1)[:n]
+    rows, counts = draw_rows(n, weights, 4, np.random.RandomState(1))
+    assert (weights[rows] > 0).all()
+    heavy = counts[weights[rows] == 3.0].sum() / counts.sum()
+    assert abs(heavy - 0.75) < 0.02
+    # Fewer distinct rows than clusters can be drawn: k-means runs on all rows instead.
+    weights = np.zeros(n)
+    weights[[5, 9]] = 1.0
+    assert draw_rows(n, weights, 3, np.random.RandomState(0)) is None
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_start_on_a_sample_ends_em_as_well_as_one_on_all_rows(monkeypatch, covariance_type):
+    """The default start's k-means on a seeded sample: the final log-likelihood after EM is as good (median of seeds).
+
+    The rule's sizes are scaled down with the data (12,000 rows, a 2,048-row
+    draw with at least 512 per cluster, as 2**15 and 2**9 are for millions).
+    """
+    X, _ = make_blobs(12_000, 3, 4, separation=3.0, random_state=6)
+
+    def median_final_bound():
+        bounds = [GaussianMixture(4, covariance_type=covariance_type, random_state=seed).fit(X).lower_bound_
+                  for seed in range(5)]
+        return float(np.median(bounds))
+
+    all_rows = median_final_bound()  # 12,000 rows <= SAMPLE_ROWS: k-means on all of them
+    monkeypatch.setattr(kmeans_module, "SAMPLE_ROWS", 2048)
+    monkeypatch.setattr(kmeans_module, "SAMPLE_ROWS_PER_CLUSTER", 512)
+    assert draw_rows(len(X), np.empty(0), 4, np.random.RandomState(0)) is not None
+    sampled = median_final_bound()
+    assert sampled >= all_rows - 1e-6 * abs(all_rows), (sampled, all_rows)

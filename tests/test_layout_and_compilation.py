@@ -204,17 +204,21 @@ def test_specialised_kernels_are_called_without_the_dispatchers_slow_path(monkey
 
     X = np.random.default_rng(0).normal(size=(300, 2))
     model = GaussianMixture(2, random_state=0).fit(X)  # compiles or loads the E-step specialisation
-    model.predict(X)  # and the log-probabilities one
+    model.predict(X)  # and the labels specialisation of the log-probabilities kernel
+    weighted_log_prob(X, model._params(), "full")  # and its log-probability matrix
     slow_calls = []
     for kernel in (_estep_kernels.estep_full, _log_prob_kernels.weighted_log_prob_full):
         original = kernel._compile_for_args
         monkeypatch.setattr(kernel, "_compile_for_args", lambda *a, _o=original, **k: slow_calls.append(a) or _o(*a, **k))
     estep(X, None, model._params(), "full")
     log_prob = weighted_log_prob(X, model._params(), "full")
+    labels = model.predict(X)
     assert not slow_calls
     # The direct call computes exactly what the dispatcher's call computes.
     monkeypatch.undo()
     through_dispatcher = np.empty_like(log_prob)
     kernel_model = _kernel_model(model._params(), "full", X.dtype)
-    _log_prob_kernels.weighted_log_prob_full(X, kernel_model, through_dispatcher, *full_variant(2))
+    prior = model.weights_.copy()
+    _log_prob_kernels.weighted_log_prob_full(X, kernel_model, through_dispatcher, prior, 0, *full_variant(2))
     np.testing.assert_array_equal(log_prob, through_dispatcher)
+    np.testing.assert_array_equal(labels, np.argmax(log_prob, axis=1))

@@ -119,7 +119,7 @@ def test_blas_path_matches_naive_and_loop_path(dtype):
             stats = (np.zeros(3), np.zeros((3, n_features)), np.zeros((3, n_features, n_features)), np.zeros(2))
             _estep_kernels.estep_full(X, sample_weight, model, stats, use_blas, 0)
             log_prob = np.empty((len(X), 3))
-            _log_prob_kernels.weighted_log_prob_full(X, model, log_prob, use_blas, 0)
+            _log_prob_kernels.weighted_log_prob_full(X, model, log_prob, params.weights, 0, use_blas, 0)
             results[use_blas] = (stats, log_prob)
     expected = naive.estep_stats(X, sample_weight, params.weights, params.means, covariances, "full")
     want_log_prob = reference.weighted_log_prob(X, params.weights, params.means, covariances, "full")

@@ -144,7 +144,7 @@ def test_bad_initial_parameters_are_rejected(blobs, covariance_type):
 def test_non_symmetric_precision_is_rejected(blobs):
     precisions = np.stack([np.eye(3), np.eye(3)])
     precisions[1, 0, 2] = 0.5
-    with pytest.raises(ValueError, match=r"component 1\) must be symmetric"):
+    with pytest.raises(ValueError, match=r"component 1\) is not symmetric"):
         GaussianMixture(2, precisions_init=precisions).fit(blobs)
 
 
@@ -275,10 +275,10 @@ def test_bad_initial_arrays_of_every_kind_are_rejected(blobs, covariance_type):
         (dict(means_init=[[0.0, 0.0, 0.0], [1.0, 1.0]]), ValueError, "means_init could not be converted"),
         (dict(means_init=np.full((2, 3), np.inf)), ValueError, "means_init contains infinity"),
         (dict(means_init=np.array([[{}, 0, 0], [0, 0, 0]], dtype=object)), TypeError, "means_init must contain real numbers"),
-        (dict(means_init=means.ravel()), ValueError, "means_init' should have the shape of \\(2, 3\\)"),
+        (dict(means_init=means.ravel()), ValueError, "The parameter 'means' should have the shape of \\(2, 3\\), but got \\(6,\\) for means_init"),
         (dict(precisions_init=precisions.astype(complex)), ValueError, "Complex data not supported in precisions_init"),
         (dict(precisions_init=np.full_like(precisions, np.inf)), ValueError, "precisions_init contains infinity"),
-        (dict(precisions_init=precisions[None]), ValueError, "precisions_init' should have the shape"),
+        (dict(precisions_init=precisions[None]), ValueError, "precision' should have the shape of .* for precisions_init"),
         (dict(precisions_init=np.zeros_like(precisions)), ValueError, "positive"),
     ]
     for params, error, message in cases:
@@ -294,7 +294,7 @@ def test_symmetric_but_indefinite_precision_is_rejected(blobs, covariance_type):
         precisions, where = np.stack([np.eye(3), indefinite]), r" \(component 1\)"
     else:
         precisions, where = indefinite, ""
-    with pytest.raises(ValueError, match=f"precisions_init{where} must be positive-definite.*smallest eigenvalue is -1"):
+    with pytest.raises(ValueError, match=f"precisions_init{where} is not positive-definite.*smallest eigenvalue is -1"):
         GaussianMixture(2, covariance_type=covariance_type, precisions_init=precisions).fit(blobs)
     # Positive semi-definite (singular) is not enough either.
     singular = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])

@@ -149,14 +149,19 @@ def call_specialised(kernel, arguments: tuple, choices: tuple):
     the kernel again before it finds the literal specialisation (about 60 ms
     a call, measured, more than a whole E-step on small data). Instead the
     literal signature is built here and its compiled entry point called
-    directly; only the first call of a specialisation in a process goes
-    through the dispatcher, which compiles it or loads it from the cache.
+    directly; the first call of a specialisation in a process compiles that
+    signature, or loads it from the cache.
     """
     signature = tuple(numba.typeof(value, Purpose.argument) for value in arguments)
     signature += tuple(types.literal(value) for value in choices)
     compiled = kernel.overloads.get(signature)
     if compiled is None:
-        return kernel(*arguments, *choices)
+        # Compiling the literal signature directly loads it from the disk
+        # cache when it is there. A call through the dispatcher would first
+        # type the non-literal signature, fail at ``literally`` and announce
+        # a compilation (the "numba:compile" event) even for a cache hit.
+        kernel.compile(signature)
+        compiled = kernel.overloads[signature]
     return compiled.entry_point(*arguments, *choices)
 
 

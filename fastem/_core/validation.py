@@ -222,13 +222,19 @@ def check_random_state(seed) -> np.random.RandomState:
     raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {seed!r}.")
 
 
-def check_init_array(value, name: str, shape: tuple) -> np.ndarray:
+def check_init_array(value, name: str, shape: tuple, anchor_name: str | None = None) -> np.ndarray:
     """Validate a user-supplied initial parameter array: real, finite, of ``shape``.
 
+    ``anchor_name`` is what scikit-learn calls the parameter in its shape
+    message ('weights', 'full precision'...): the message keeps scikit-learn's
+    sentence, so code matching it still works, and then names ``name``.
     Always returns a new float64 array, so fitted state never aliases user data.
     """
     array = _as_float_array(value, name)
     if array.shape != shape:
-        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {array.shape}.")
+        suffix = "." if anchor_name is None else f" for {name}."
+        raise ValueError(
+            f"The parameter '{anchor_name or name}' should have the shape of {shape}, but got {array.shape}{suffix}"
+        )
     check_finite(array, name)
     return np.array(array, dtype=np.float64, order="C", copy=True)

@@ -49,6 +49,10 @@ One module per concern; this one re-exports their public names:
   iteration against in memory;
 * ``selection``: a whole model-selection sweep (``GaussianMixtureIC``)
   against the same sweep as a loop of scikit-learn fits;
+* ``default_fit``: the whole default fit, initialisation included, against
+  scikit-learn's;
+* ``inference``: predict_proba, score_samples and predict on many rows
+  against scikit-learn's, with fastem's peak memory beyond the output;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -114,6 +118,8 @@ from fastem.bench.topics import (
 )
 from fastem.bench.scale import SCALE_CASES, ScaleCase, run_scale_dask_case, run_scale_memmap_case
 from fastem.bench.selection import SELECTION_CASES, SelectionCase, run_selection_case
+from fastem.bench.default_fit import DEFAULT_FIT_CASES, DefaultFitCase, run_default_fit_case
+from fastem.bench.inference import INFERENCE_CASES, InferenceCase, run_inference_case
 from fastem.bench.report import (
     DTYPE_COLUMNS,
     EM_COLUMNS,
@@ -134,6 +140,7 @@ from fastem.bench.timing import (
     compute_bound_speedup,
     gemm_gflops,
     time_alternating,
+    time_calls_alternating,
     time_naive,
     time_per_iteration,
 )
@@ -167,6 +174,12 @@ __all__ = [
     "run_scale_dask_case",
     "run_scale_memmap_case",
     "SELECTION_CASES",
+    "DEFAULT_FIT_CASES",
+    "DefaultFitCase",
+    "INFERENCE_CASES",
+    "InferenceCase",
+    "run_default_fit_case",
+    "run_inference_case",
     "SelectionCase",
     "run_selection_case",
     "TOPIC_CASES",
@@ -218,6 +231,7 @@ __all__ = [
     "run_topics_first_fit_case",
     "run_topics_threads_case",
     "time_alternating",
+    "time_calls_alternating",
     "time_naive",
     "time_pairs",
     "time_per_iteration",

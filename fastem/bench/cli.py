@@ -30,6 +30,8 @@ from fastem.bench.topics import (
 )
 from fastem.bench.scale import SCALE_CASES, run_scale_dask_case, run_scale_memmap_case
 from fastem.bench.selection import SELECTION_CASES, run_selection_case
+from fastem.bench.default_fit import DEFAULT_FIT_CASES, run_default_fit_case
+from fastem.bench.inference import INFERENCE_CASES, run_inference_case
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -52,8 +54,13 @@ RUNNERS = {
     "scale_memmap": run_scale_memmap_case,
     "scale_dask": run_scale_dask_case,
     "selection": run_selection_case,
+    "default_fit": run_default_fit_case,
+    "inference": run_inference_case,
 }
-ALL_CASES = {**CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES, **SCALE_CASES, **SELECTION_CASES}
+ALL_CASES = {
+    **CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES, **SCALE_CASES, **SELECTION_CASES, **DEFAULT_FIT_CASES,
+    **INFERENCE_CASES,
+}
 
 
 def _parse_cases(text: str) -> list:

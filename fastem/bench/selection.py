@@ -14,7 +14,6 @@ log-likelihoods cell by cell.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import numpy as np
 import fastem
 from fastem.bench.cases import Settings
 from fastem.bench.report import Report, _log, _times
+from fastem.bench.timing import time_calls_alternating
 
 
 @dataclass(frozen=True)
@@ -75,20 +75,16 @@ def run_selection_case(case: SelectionCase, settings: Settings, report: Report) 
     repeats = max(1, min(settings.repeats, 3))
     _log(f"{case.name}: compiling (one small sweep)")
     _fastem_sweep(case, X[:2000], settings.seed)
-    times = {"fastem": [], "sklearn": []}
-    results = {}
     runs = {"fastem": _fastem_sweep, "sklearn": _sklearn_sweep}
-    for repeat in range(repeats):
-        for label in (("fastem", "sklearn") if repeat % 2 == 0 else ("sklearn", "fastem")):
-            _log(f"{case.name}: {label} sweep, repeat {repeat + 1} of {repeats}")
-            start = time.perf_counter()
-            results[label] = runs[label](case, X, settings.seed)
-            times[label].append(time.perf_counter() - start)
+    seconds, results = time_calls_alternating(
+        {label: (lambda run=run: run(case, X, settings.seed)) for label, run in runs.items()}, repeats,
+        f"{case.name} sweep",
+    )
     ours, theirs = results["fastem"]["cells"], results["sklearn"]["cells"]
     differences = np.array([ours[cell] - theirs[cell] for cell in theirs if np.isfinite(ours[cell])])
     failed = sum(not np.isfinite(ours[cell]) for cell in theirs)
     tolerance = 1e-6 * np.abs(np.array(list(theirs.values()))).max()
-    fastem_s, sklearn_s = float(np.median(times["fastem"])), float(np.median(times["sklearn"]))
+    fastem_s, sklearn_s = seconds["fastem"], seconds["sklearn"]
     section = report.section(
         "Model selection: a whole BIC sweep",
         "The sweep n_components 1..9 x scikit-learn's four covariance types (36 cells) on blobs. **fastem**: one "

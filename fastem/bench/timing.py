@@ -17,6 +17,7 @@ from fastem._core.intrinsics import prefer_wide_vectors
 from fastem._core.numba import helper, kernel
 from fastem.bench.cases import NAIVE_PILOT_ROWS, Settings
 from fastem.bench.fits import FitResult, fit
+from fastem.bench.report import _log
 
 
 @dataclass
@@ -76,6 +77,26 @@ def _one_repeat(run, iterations: int) -> tuple:
     one, _ = _timed(lambda: run(1))
     many, result = _timed(lambda: run(1 + iterations))
     return (many - one) / iterations, result
+
+
+def time_calls_alternating(calls: dict, repeats: int, describe: str) -> tuple[dict, dict]:
+    """Whole-call seconds of each ``label -> call()``, alternating them (reversed every other repeat).
+
+    For comparisons of whole calls (a fit, a sweep, an inference) rather than
+    of iterations; see :func:`time_alternating` for why the sides alternate.
+    ``describe`` prefixes the progress lines. Returns ``(label -> median
+    seconds, label -> the last call's result)``.
+    """
+    times = {label: [] for label in calls}
+    results = {}
+    order = list(calls)
+    for repeat in range(repeats):
+        for label in order if repeat % 2 == 0 else order[::-1]:
+            _log(f"{describe}: {label}, repeat {repeat + 1} of {repeats}")
+            start = time.perf_counter()
+            results[label] = calls[label]()
+            times[label].append(time.perf_counter() - start)
+    return {label: float(np.median(values)) for label, values in times.items()}, results
 
 
 def time_alternating(runs: dict, settings: Settings) -> dict:

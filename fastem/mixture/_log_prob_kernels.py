@@ -1,4 +1,10 @@
-"""Parallel log-probability kernels for predict / predict_proba / score_samples."""
+"""Parallel log-probability kernels for predict / predict_proba / score_samples.
+
+Each kernel computes a block of log-probabilities at a time and writes the
+caller's output from it through ``_inference_output.write_block``: the
+(n, k) matrix, scores, labels or responsibilities, chosen at compile time by
+``output``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from numba import literally, prange
 
 from fastem._core.chunks import n_chunks_for
 from fastem._core.numba import BLOCK_ROWS, CHUNK_ROWS, kernel
+from fastem.mixture._inference_output import write_block
 from fastem.mixture._log_density import (
     load_block,
     log_prob_diag_block,
@@ -21,8 +28,12 @@ from fastem.mixture._log_density import (
 
 
 @kernel
-def weighted_log_prob_full(X, model, out, use_blas, unrolled):
-    """out[i, j] = log w_j + log N(x_i | mean_j, Sigma_j); model, use_blas and unrolled as for ``estep_full``."""
+def weighted_log_prob_full(X, model, out, prior, output, use_blas, unrolled):
+    """``output`` (see ``_inference_output``) of lp[i, j] = log w_j + log N(x_i | mean_j, Sigma_j) into ``out``.
+
+    ``prior`` holds the weights; model, use_blas and unrolled as for ``estep_full``.
+    """
+    literally(output)
     literally(use_blas)
     literally(unrolled)
     means, prec_chol, log_const = model
@@ -39,6 +50,7 @@ def weighted_log_prob_full(X, model, out, use_blas, unrolled):
         maha = np.empty(BLOCK_ROWS, X.dtype)
         log_prob = np.empty((n_components, BLOCK_ROWS))
         weights = np.empty(BLOCK_ROWS)
+        scratch = np.empty((2, BLOCK_ROWS))
         chunk_start = c * CHUNK_ROWS
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
@@ -48,14 +60,13 @@ def weighted_log_prob_full(X, model, out, use_blas, unrolled):
             else:
                 load_block(X, no_weights, start, n_rows, xt, weights)
                 log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob, unrolled)
-            for row in range(n_rows):
-                for j in range(n_components):
-                    out[start + row, j] = log_prob[j, row]
+            write_block(log_prob, n_rows, start, out, prior, scratch, output)
 
 
 @kernel
-def weighted_log_prob_tied(X, model, out):
+def weighted_log_prob_tied(X, model, out, prior, output):
     """Tied-covariance version of ``weighted_log_prob_full``; model as for ``estep_tied``."""
+    literally(output)
     means, centre, means_proj, prec_chol, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -67,6 +78,7 @@ def weighted_log_prob_tied(X, model, out):
         maha = np.empty(BLOCK_ROWS, X.dtype)
         log_prob = np.empty((n_components, BLOCK_ROWS))
         weights = np.empty(BLOCK_ROWS)
+        scratch = np.empty((2, BLOCK_ROWS))
         chunk_start = c * CHUNK_ROWS
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
@@ -75,14 +87,13 @@ def weighted_log_prob_tied(X, model, out):
             log_prob_tied_block(
                 xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
             )
-            for row in range(n_rows):
-                for j in range(n_components):
-                    out[start + row, j] = log_prob[j, row]
+            write_block(log_prob, n_rows, start, out, prior, scratch, output)
 
 
 @kernel
-def weighted_log_prob_diag(X, model, out):
+def weighted_log_prob_diag(X, model, out, prior, output):
     """Diagonal/spherical version of ``weighted_log_prob_full``; model as for ``estep_diag``."""
+    literally(output)
     means, prec_chol, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -92,12 +103,11 @@ def weighted_log_prob_diag(X, model, out):
         maha = np.empty(BLOCK_ROWS, X.dtype)
         log_prob = np.empty((n_components, BLOCK_ROWS))
         weights = np.empty(BLOCK_ROWS)
+        scratch = np.empty((2, BLOCK_ROWS))
         chunk_start = c * CHUNK_ROWS
         chunk_stop = min(chunk_start + CHUNK_ROWS, n_samples)
         for start in range(chunk_start, chunk_stop, BLOCK_ROWS):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
             load_block(X, no_weights, start, n_rows, xt, weights)
             log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-            for row in range(n_rows):
-                for j in range(n_components):
-                    out[start + row, j] = log_prob[j, row]
+            write_block(log_prob, n_rows, start, out, prior, scratch, output)

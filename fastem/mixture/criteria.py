@@ -27,11 +27,11 @@ class CriteriaMethods:
     def bic(self, X) -> float:
         """Bayesian information criterion on X: -2 log L + p log n (lower is better)."""
         log_prob = self.score_samples(X)
-        return -2 * float(log_prob.sum()) + self._n_parameters() * math.log(log_prob.shape[0])
+        return -2 * float(log_prob.sum(dtype=np.float64)) + self._n_parameters() * math.log(log_prob.shape[0])
 
     def aic(self, X) -> float:
         """Akaike information criterion on X: -2 log L + 2 p (lower is better)."""
-        return -2 * float(self.score_samples(X).sum()) + 2 * self._n_parameters()
+        return -2 * float(self.score_samples(X).sum(dtype=np.float64)) + 2 * self._n_parameters()
 
     def icl(self, X) -> float:
         """Integrated completed likelihood on X, as mclust defines it (lower is better).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 
 import numpy as np
-from scipy.special import logsumexp
 
 from fastem._core.compilation import announce_compilation
 from fastem._core.em import run_em
@@ -35,13 +35,14 @@ from fastem.mixture.parameters import (
     precisions_from_cholesky,
 )
 from fastem.mixture.streaming import StreamingMethods
-from fastem.mixture.steps import estep, initial_stats, mstep, weighted_log_prob
+from fastem.mixture.inference import InferenceMethods
+from fastem.mixture.steps import estep, initial_stats, mstep
 
 ###############################################################################
 # 7. The estimator
 
 
-class GaussianMixture(StreamingMethods, CriteriaMethods, EstimatorBase):
+class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, EstimatorBase):
     """Gaussian mixture model fitted by EM with fused, parallel Numba kernels.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -240,7 +241,9 @@ class GaussianMixture(StreamingMethods, CriteriaMethods, EstimatorBase):
         means = None if self.means_init is None else check_means_init(self.means_init, k, n_features, dtype)
         precisions = None
         if self.precisions_init is not None:
-            precisions = check_precisions_init(self.precisions_init, self._layout, k, n_features, dtype)
+            precisions = check_precisions_init(
+                self.precisions_init, self._layout, k, n_features, dtype, model_name=self.covariance_type
+            )
         return weights, means, precisions
 
     # -- fitting ------------------------------------------------------------
@@ -299,7 +302,7 @@ class GaussianMixture(StreamingMethods, CriteriaMethods, EstimatorBase):
             self._fit_source(source)
             return self.predict(X)
         X, has_nan = self._fit(X, sample_weight)
-        return np.argmax(self._log_prob_of_valid(X, has_nan), axis=1)
+        return self._infer(X, has_nan, "labels")
 
     def _fit(self, X, sample_weight) -> tuple[np.ndarray, bool]:
         """Fit and set the fitted attributes; returns the validated X and whether it holds NaN.
@@ -452,74 +455,7 @@ class GaussianMixture(StreamingMethods, CriteriaMethods, EstimatorBase):
     def _params(self) -> GaussianParams:
         return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
 
-    # -- inference ----------------------------------------------------------
-
-    def _checked(self, X) -> tuple[np.ndarray, bool]:
-        """X validated for inference, and whether it holds NaN."""
-        self._check_is_fitted()
-        return check_data_with_missing(X, n_features=self.n_features_in_)
-
-    def _weighted_log_prob(self, X) -> np.ndarray:
-        """log w_j + log N(x_i) for every row and component; the marginal over observed values for rows with NaN."""
-        return self._log_prob_of_valid(*self._checked(X))
-
-    def _log_prob_of_valid(self, X, has_nan: bool) -> np.ndarray:
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
-            if has_nan:
-                return missing.weighted_log_prob(X, self._params(), self._layout)
-            return weighted_log_prob(X, self._params(), self._layout)
-
-    def score_samples(self, X) -> np.ndarray:
-        """Log-likelihood of each row of X under the fitted mixture.
-
-        A row with NaN entries gets the log of its marginal density over its
-        observed coordinates; a row with no observed value gets 0 (log 1).
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-            A dask array for a dask X.
-        """
-        blockwise = self._on_blocks(X, "score_samples")
-        if blockwise is not None:
-            return blockwise
-        X, has_nan = self._checked(X)
-        log_prob = logsumexp(self._log_prob_of_valid(X, has_nan), axis=1)
-        if has_nan:
-            # log sum_j w_j is 0 up to rounding; an all-NaN row's score is exactly log 1.
-            log_prob[np.isnan(X).all(axis=1)] = 0.0
-        return log_prob
-
-    def score(self, X, y=None) -> float:
-        """Mean log-likelihood of the rows of X."""
-        return float(np.mean(self.score_samples(X)))
-
-    def predict(self, X) -> np.ndarray:
-        """Most probable component for each row of X.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            A dask array for a dask X.
-        """
-        blockwise = self._on_blocks(X, "predict")
-        if blockwise is not None:
-            return blockwise
-        return np.argmax(self._weighted_log_prob(X), axis=1)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component for each row of X.
-
-        Returns
-        -------
-        resp : ndarray of shape (n_samples, n_components)
-            Rows sum to 1. A dask array for a dask X.
-        """
-        blockwise = self._on_blocks(X, "predict_proba")
-        if blockwise is not None:
-            return blockwise
-        log_prob = self._weighted_log_prob(X)
-        return np.exp(log_prob - logsumexp(log_prob, axis=1, keepdims=True))
+    # -- missing values and sampling -----------------------------------------
 
     def impute(self, X, method="mean", random_state=None) -> np.ndarray:
         """Fill the missing values (NaN) of X from the fitted mixture.
@@ -568,6 +504,11 @@ class GaussianMixture(StreamingMethods, CriteriaMethods, EstimatorBase):
             The component each sample came from.
         """
         self._check_is_fitted()
+        if isinstance(n_samples, numbers.Integral) and n_samples < 1:
+            # scikit-learn's sentence, which code matches.
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
+            )
         n_samples = check_int(n_samples, "n_samples", 1)
         rng = check_random_state(self.random_state)
         n_features = self.means_.shape[1]

@@ -62,20 +62,26 @@ class GaussianStats:
 
 def check_weights_init(weights, n_components: int) -> np.ndarray:
     """Validated float64 copy of ``weights_init``: shape (n_components,), in [0, 1], summing to 1."""
-    weights = check_init_array(weights, "weights_init", (n_components,))
+    # The messages start with scikit-learn's sentences, which call the parameter 'weights'.
+    weights = check_init_array(weights, "weights_init", (n_components,), anchor_name="weights")
     if (weights < 0).any() or (weights > 1).any():
+        # scikit-learn's message prints the minimum as "max value" and the
+        # maximum as "min value"; this one labels them correctly.
         raise ValueError(
-            f"The parameter 'weights_init' should be in the range [0, 1], but got min value "
-            f"{weights.min():.5f}, max value {weights.max():.5f}."
+            f"The parameter 'weights' should be in the range [0, 1], but got min value "
+            f"{weights.min():.5f}, max value {weights.max():.5f} in weights_init."
         )
     if not abs(1.0 - weights.sum()) <= 1e-6:
-        raise ValueError(f"The parameter 'weights_init' should be normalized, but got sum(weights) = {weights.sum():.8f}.")
+        raise ValueError(
+            f"The parameter 'weights' should be normalized, but got sum(weights) = {weights.sum():.5f} "
+            f"({weights.sum():.10g}) in weights_init."
+        )
     return weights
 
 
 def check_means_init(means, n_components: int, n_features: int, dtype=np.float64) -> np.ndarray:
     """Validated float64 copy of ``means_init``; with float32 data the means must fit in float32."""
-    means = check_init_array(means, "means_init", (n_components, n_features))
+    means = check_init_array(means, "means_init", (n_components, n_features), anchor_name="means")
     if np.dtype(dtype) == np.float32 and (np.abs(means) > _FLOAT32.max).any():
         component = int(np.flatnonzero((np.abs(means) > _FLOAT32.max).any(axis=1))[0])
         raise ValueError(
@@ -106,24 +112,31 @@ def precisions_shape(covariance_type: str, n_components: int, n_features: int) -
 
 
 def check_precisions_init(
-    precisions, covariance_type: str, n_components: int, n_features: int, dtype=np.float64
+    precisions, covariance_type: str, n_components: int, n_features: int, dtype=np.float64, model_name=None
 ) -> np.ndarray:
     """Validated float64 copy of ``precisions_init``.
+
+    ``covariance_type`` is the kernel layout ('full', 'tied', 'diag' or
+    'spherical'), which fixes the shape; ``model_name`` is the estimator's
+    ``covariance_type`` as the user wrote it (an mclust name such as 'VEV',
+    or the layout itself when None), which the messages name.
 
     Checks the shape, finiteness, symmetry and positive-definiteness (a
     Cholesky factorisation must succeed; the error names the component), and,
     for float32 data, that the precisions, their Cholesky factors and the
     covariances they imply fit in float32 (the kernels compute in the data
-    dtype, so anything else would silently become inf or 0 there).
+    dtype, so anything else would silently become inf or 0 there). The
+    messages start with scikit-learn's sentences ("'full precision' should
+    be ..."), so code matching those still works.
     """
+    label = f"{model_name or covariance_type} precision"
     shape = precisions_shape(covariance_type, n_components, n_features)
-    precisions = check_init_array(precisions, "precisions_init", shape)
+    precisions = check_init_array(precisions, "precisions_init", shape, anchor_name=label)
     if covariance_type in ("diag", "spherical"):
         bad = np.flatnonzero(~(precisions > 0).reshape(n_components, -1).all(axis=1))
         if bad.size:
             raise ValueError(
-                f"precisions_init for covariance_type={covariance_type!r} must be positive, but component "
-                f"{int(bad[0])} has a value <= 0."
+                f"'{label}' should be positive, but component {int(bad[0])} of precisions_init has a value <= 0."
             )
     else:
         matrices = precisions if covariance_type == "full" else precisions[None]
@@ -132,14 +145,17 @@ def check_precisions_init(
             # atol relative to the matrix's scale, so that tiny precisions are
             # not declared symmetric merely for being small.
             if not np.allclose(matrix, matrix.T, rtol=1e-5, atol=1e-8 * np.abs(matrix).max()):
-                raise ValueError(f"precisions_init{where} must be symmetric.")
+                raise ValueError(
+                    f"'{label}' should be symmetric, positive-definite, but precisions_init{where} is not symmetric."
+                )
             try:
                 # The factorisation precision_cholesky_from_precisions will do.
                 np.linalg.cholesky(matrix[::-1, ::-1])
             except np.linalg.LinAlgError:
                 smallest = np.linalg.eigvalsh(matrix).min()
                 raise ValueError(
-                    f"precisions_init{where} must be positive-definite, but its smallest eigenvalue is {smallest:.6g}."
+                    f"'{label}' should be symmetric, positive-definite, but precisions_init{where} is not "
+                    f"positive-definite: its smallest eigenvalue is {smallest:.6g}."
                 ) from None
     if np.dtype(dtype) == np.float32:
         prec_chol = precision_cholesky_from_precisions(precisions, covariance_type)
@@ -162,15 +178,16 @@ _FLOAT32 = np.finfo(np.float32)
 
 
 def ill_defined_message(component, covariance_type: str, float32: bool) -> str:
+    """scikit-learn's ill-defined-covariance sentence (code matches it), then which covariance failed."""
     which = (
-        "the shared (tied) empirical covariance is ill-defined"
+        "the shared (tied) covariance"
         if covariance_type == "tied"
-        else f"component {component} has an ill-defined empirical covariance"
+        else f"the covariance of component {component}"
     )
     message = (
-        f"Fitting the mixture model failed because {which} "
-        "(not positive-definite, for instance caused by singleton or collapsed samples). Try to "
-        "increase reg_covar, decrease the number of components, or scale the input data."
+        "Fitting the mixture model failed because some components have ill-defined empirical covariance "
+        "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
+        f"increase reg_covar, or scale the input data. Here {which} is not positive-definite."
     )
     if float32:
         message += " The numerical accuracy can also be improved by passing float64 data instead of float32."

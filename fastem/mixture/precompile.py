@@ -69,6 +69,7 @@ def _tiny_fit(dtype: str, covariance_type: str, n_features: int) -> None:
         model.fit(X, sample_weight=np.ones(len(X)))
     model.predict_proba(X)
     model.score_samples(X)
+    model.predict(X)
 
 
 def _tiny_fit_with_missing_values(dtype: str) -> None:

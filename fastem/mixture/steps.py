@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from fastem.mixture import _estep_kernels, _log_prob_kernels
-from fastem._core.kmeans import kmeans, kmeans_plusplus
+from fastem._core.kmeans import draw_rows, kmeans, kmeans_plusplus
+from fastem.mixture._inference_output import LOG_PROB, OUTPUTS
 from fastem.mixture._unrolled_full import MAX_UNROLLED_FEATURES
 from fastem.mixture.constrained_mstep import constrained_covariances
 from fastem.mixture.covariance_models import is_constrained, kernel_layout
@@ -173,15 +174,42 @@ def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: st
 
     ``out``, if given, is a C-contiguous float64 (n_samples, n_components) array to write into.
     """
-    model = _kernel_model(params, covariance_type, X.dtype)
     if out is None:
         out = np.empty((X.shape[0], params.means.shape[0]))
-    if covariance_type == "full":
-        call_specialised(_log_prob_kernels.weighted_log_prob_full, (X, model, out), full_variant(X.shape[1]))
-    elif covariance_type == "tied":
-        _log_prob_kernels.weighted_log_prob_tied(X, model, out)
+    return _run_log_prob_kernel(X, params, covariance_type, out, LOG_PROB)
+
+
+def infer(X: np.ndarray, params: GaussianParams, covariance_type: str, output: str, dtype) -> np.ndarray:
+    """Scores, labels or responsibilities of the rows of X, computed block by block (no n x k scratch).
+
+    ``output`` is 'score' (log p(x_i), shape (n,)), 'labels' (the most
+    probable component, int64 (n,)) or 'proba' (responsibilities (n, k)).
+    Scores and responsibilities are returned in ``dtype``. A row infinitely
+    far from every component scores -inf and gets the weights as its
+    responsibilities (see ``_inference_output``).
+    """
+    n_samples, n_components = X.shape[0], params.means.shape[0]
+    if output == "labels":
+        out = np.empty(n_samples, dtype=np.int64)
+    elif output == "score":
+        out = np.empty(n_samples, dtype=dtype)
     else:
-        _log_prob_kernels.weighted_log_prob_diag(X, model, out)
+        out = np.empty((n_samples, n_components), dtype=dtype)
+    return _run_log_prob_kernel(X, params, covariance_type, out, OUTPUTS[output])
+
+
+def _run_log_prob_kernel(X, params: GaussianParams, covariance_type: str, out: np.ndarray, output: int) -> np.ndarray:
+    model = _kernel_model(params, covariance_type, X.dtype)
+    weights = params.weights.astype(np.float64)
+    prior = np.ascontiguousarray(weights / weights.sum())
+    if covariance_type == "full":
+        call_specialised(
+            _log_prob_kernels.weighted_log_prob_full, (X, model, out, prior), (output, *full_variant(X.shape[1]))
+        )
+    elif covariance_type == "tied":
+        call_specialised(_log_prob_kernels.weighted_log_prob_tied, (X, model, out, prior), (output,))
+    else:
+        call_specialised(_log_prob_kernels.weighted_log_prob_diag, (X, model, out, prior), (output,))
     return out
 
 
@@ -327,6 +355,12 @@ def initial_stats(X, sample_weight, n_components, init_params, covariance_type, 
     """Responsibility statistics from the chosen initialisation method."""
     weights = np.empty(0) if sample_weight is None else sample_weight
     if init_params == "kmeans":
+        # Large data: k-means and the start's statistics on a seeded sample of
+        # rows (``draw_rows``); the first E-step then runs on all rows.
+        sample = draw_rows(X.shape[0], weights, n_components, random_state)
+        if sample is not None:
+            rows, weights = sample
+            X, sample_weight = X[rows], weights
         centres, labels = kmeans(X, weights, n_components, random_state)
         return _stats_from_labels(X, sample_weight, labels, centres, covariance_type)
     if init_params == "random":

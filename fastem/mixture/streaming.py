@@ -249,7 +249,7 @@ class StreamingMethods:
             return None
         _expect_model_shape(source, self)
         parts = [getattr(self, method)(block) for block, _ in source.blocks() if block.shape[0]]
-        return np.concatenate(parts) if parts else _empty_result(self, method)
+        return np.concatenate(parts) if parts else _empty_result(self, method, source.dtype or np.float64)
 
 
 def _checked_complete(X, n_features, min_samples: int, method: str) -> np.ndarray:
@@ -308,20 +308,28 @@ def _dask_inference(model, X, method: str):
         X = X.rechunk({1: -1})
     worker_model = copy.deepcopy(model)
     worker_model.n_jobs = 1  # a task per block and per worker thread is the parallelism
+    dtype = _result_dtype(model, method, X.dtype)
     if method == "predict_proba":
         return da.map_blocks(
-            _apply_to_block, X, worker_model, method, dtype=np.float64,
+            _apply_to_block, X, worker_model, method, dtype=dtype,
             chunks=(X.chunks[0], (model.n_components,)),
         )
-    dtype = np.int64 if method == "predict" else np.float64
     return da.map_blocks(_apply_to_block, X, worker_model, method, dtype=dtype, drop_axis=1)
 
 
 def _apply_to_block(block, model, method: str):
-    return getattr(model, method)(block) if block.shape[0] else _empty_result(model, method)
+    return getattr(model, method)(block) if block.shape[0] else _empty_result(model, method, block.dtype)
 
 
-def _empty_result(model, method: str) -> np.ndarray:
+def _result_dtype(model, method: str, data_dtype) -> np.dtype:
+    """The dtype ``method`` returns: int64 labels; float32 only for float32 data and a float32 model."""
+    if method == "predict":
+        return np.dtype(np.int64)
+    float32 = np.dtype(data_dtype) == np.float32 and model.means_.dtype == np.float32
+    return np.dtype(np.float32 if float32 else np.float64)
+
+
+def _empty_result(model, method: str, data_dtype) -> np.ndarray:
     """What ``method`` returns for no rows (the in-memory methods refuse empty input)."""
     shape = (0, model.n_components) if method == "predict_proba" else (0,)
-    return np.empty(shape, dtype=np.int64 if method == "predict" else np.float64)
+    return np.empty(shape, dtype=_result_dtype(model, method, data_dtype))
