@@ -74,21 +74,27 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     model = GaussianMixture(spec["n_components"], covariance_type=spec["covariance_type"], max_iter=2,
                             random_state=spec["seed"]).fit(X)
-peaks = {}
-for method in spec["methods"]:
-    getattr(model, method)(X[:1000])  # compiled before the measurement
-    holder = {}
-    increase, how = _measure_peak_increase(lambda: holder.update(result=getattr(model, method)(X)))
-    peaks[method] = None if increase is None else increase - holder["result"].nbytes
-    del holder
-print(json.dumps({"peaks": peaks, "method": how}))
+method = spec["method"]
+getattr(model, method)(X[:1000])  # compiled before the measurement
+holder = {}
+increase, how = _measure_peak_increase(lambda: holder.update(result=getattr(model, method)(X)))
+peak = None if increase is None else increase - holder["result"].nbytes
+print(json.dumps({"peak": peak, "method": how}))
 """
 
 
 def _peaks_beyond_output(case: InferenceCase, n_samples: int, seed: int) -> dict:
-    spec = dict(n_samples=n_samples, n_features=case.n_features, n_components=case.n_components,
-                covariance_type=case.covariance_type, seed=seed, methods=list(_METHODS))
-    return _run_child(_PEAK_CHILD, spec)["peaks"]
+    """Each method's peak beyond its output, one fresh child process per method.
+
+    One process per method: a freed result of an earlier call would stay
+    resident in the allocator's heap and hide part of the next one's.
+    """
+    peaks = {}
+    for method in _METHODS:
+        spec = dict(n_samples=n_samples, n_features=case.n_features, n_components=case.n_components,
+                    covariance_type=case.covariance_type, seed=seed, method=method)
+        peaks[method] = _run_child(_PEAK_CHILD, spec)["peak"]
+    return peaks
 
 
 def _largest_difference(method: str, ours, theirs) -> str:
