@@ -84,6 +84,7 @@ for verbose in (1, 1):
     model.predict_proba(X)
     model.score_samples(X)
     model.predict(X)
+    model.icl(X)
 print("fits done")
 """
 

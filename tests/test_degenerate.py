@@ -182,8 +182,16 @@ def test_collapsing_component_raises_naming_it(covariance_type, dtype):
     kwargs = dict(covariance_type=covariance_type, means_init=means, random_state=0)
     model = GaussianMixture(2, reg_covar=0.0, **kwargs)
     # scikit-learn's sentence first (code matches it), then which covariance failed.
-    with pytest.raises(ValueError, match=f"ill-defined empirical covariance.*increase reg_covar.*{who} is not positive"):
+    with pytest.raises(ValueError, match=f"ill-defined empirical covariance.*increase reg_covar.*{who} is not positive") as error:
         model.fit(X)
+    anchor = (
+        "Fitting the mixture model failed because some components have ill-defined empirical covariance (for "
+        "instance caused by singleton or collapsed samples). Try to decrease the number of components, increase "
+        "reg_covar, or scale the input data."
+    )
+    if dtype == np.float32:  # scikit-learn's float32 message, whole
+        anchor += " The numerical accuracy can also be improved by passing float64 data instead of float32."
+    assert str(error.value).startswith(anchor)
     assert not hasattr(model, "weights_")  # nothing half-fitted is left behind
     # The same start with a positive reg_covar is the remedy the message names.
     healthy = fit_allowing_non_convergence(GaussianMixture(2, reg_covar=1e-6, **kwargs), X)

@@ -93,9 +93,15 @@ def test_a_start_on_a_sample_ends_em_as_well_as_one_on_all_rows(monkeypatch, cov
                   for seed in range(5)]
         return float(np.median(bounds))
 
+    import fastem.mixture.steps as steps
+
+    rows_seen = []
+    monkeypatch.setattr(steps, "kmeans", lambda X, *a, **k: rows_seen.append(len(X)) or kmeans(X, *a, **k))
     all_rows = median_final_bound()  # 12,000 rows <= SAMPLE_ROWS: k-means on all of them
+    assert set(rows_seen) == {len(X)}
     monkeypatch.setattr(kmeans_module, "SAMPLE_ROWS", 2048)
     monkeypatch.setattr(kmeans_module, "SAMPLE_ROWS_PER_CLUSTER", 512)
-    assert draw_rows(len(X), np.empty(0), 4, np.random.RandomState(0)) is not None
+    rows_seen.clear()
     sampled = median_final_bound()
+    assert 0 < max(rows_seen) <= 2048  # the k-means ran on the draw (distinct rows of 2,048 draws)
     assert sampled >= all_rows - 1e-6 * abs(all_rows), (sampled, all_rows)

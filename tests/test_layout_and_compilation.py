@@ -219,6 +219,7 @@ def test_specialised_kernels_are_called_without_the_dispatchers_slow_path(monkey
     through_dispatcher = np.empty_like(log_prob)
     kernel_model = _kernel_model(model._params(), "full", X.dtype)
     prior = model.weights_.copy()
-    _log_prob_kernels.weighted_log_prob_full(X, kernel_model, through_dispatcher, prior, 0, *full_variant(2))
+    outputs = (through_dispatcher, np.empty(0), np.empty(0, np.int64), np.empty((0, 0)))
+    _log_prob_kernels.weighted_log_prob_full(X, kernel_model, outputs, prior, 0, *full_variant(2))
     np.testing.assert_array_equal(log_prob, through_dispatcher)
     np.testing.assert_array_equal(labels, np.argmax(log_prob, axis=1))

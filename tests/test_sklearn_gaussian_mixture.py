@@ -12,7 +12,8 @@ nothing else:
   private helpers, which do not involve the estimator or call its private
   methods (``test_suffstat_sk_full``, ``_tied``, ``_diag``,
   ``test_gaussian_suffstat_sk_spherical``, ``test_compute_log_det_cholesky``,
-  ``test_gaussian_mixture_log_probabilities``,
+  ``test_gaussian_mixture_log_probabilities`` with its helper
+  ``_naive_lmvnpdf_diag``,
   ``test_gaussian_mixture_precisions_init`` with its helpers
   ``_generate_data`` and ``_calculate_precisions``, and
   ``test_gaussian_mixture_all_init_does_not_estimate_gaussian_parameters``,
@@ -24,11 +25,11 @@ nothing else:
 * the ``global_dtype`` and ``global_random_seed`` fixtures, which come from
   scikit-learn's conftest, are defined here: both float dtypes, and seed 42
   (scikit-learn's default seed);
-* warnings are shown, not raised (``pytestmark`` below), as in scikit-learn's
-  own runs of this file: fastem's suite turns every warning into an error,
-  but several of these tests leave warnings uncaught (a non-converged fit),
-  and fastem adds one of its own (near-duplicate components after EM, which
-  the tests' random and degenerate starts reach). Tests that expect a
+* warnings are shown, not raised (``pytestmark`` below), as in a plain
+  ``pytest`` run of this file: fastem's suite turns every warning into an
+  error, but several of these tests leave warnings uncaught (a non-converged
+  fit), and fastem adds one of its own (near-duplicate components after EM,
+  which the tests' random and degenerate starts reach). Tests that expect a
   warning still check it with ``pytest.warns``.
 
     BSD 3-Clause License
@@ -71,7 +72,7 @@ from io import StringIO
 
 import numpy as np
 import pytest
-from scipy import linalg, stats
+from scipy import linalg
 
 from fastem import GaussianMixture
 from sklearn.cluster import KMeans
@@ -361,14 +362,6 @@ def test_check_precisions():
         g.precisions_init = rand_data.precisions[covar_type]
         g.fit(X)
         assert_array_equal(rand_data.precisions[covar_type], g.precisions_init)
-
-
-def _naive_lmvnpdf_diag(X, means, covars):
-    resp = np.empty((len(X), len(means)))
-    stds = np.sqrt(covars)
-    for i, (mean, std) in enumerate(zip(means, stds)):
-        resp[:, i] = stats.norm.logpdf(X, mean, std).sum(axis=1)
-    return resp
 
 
 def test_gaussian_mixture_estimate_log_prob_resp():

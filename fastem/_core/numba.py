@@ -160,8 +160,7 @@ def call_specialised(kernel, arguments: tuple, choices: tuple):
         # cache when it is there. A call through the dispatcher would first
         # type the non-literal signature, fail at ``literally`` and announce
         # a compilation (the "numba:compile" event) even for a cache hit.
-        kernel.compile(signature)
-        compiled = kernel.overloads[signature]
+        return kernel.compile(signature)(*arguments, *choices)
     return compiled.entry_point(*arguments, *choices)
 
 

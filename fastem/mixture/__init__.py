@@ -13,7 +13,9 @@ kernels (``_estep_kernels``, ``_log_prob_kernels``) and their building blocks
 interface other families use (an HMM's emission densities and statistics).
 ``covariance_models`` names the covariance models (scikit-learn's four and
 mclust's fourteen) and ``constrained_mstep`` holds mclust's M-steps;
-``criteria`` the BIC/AIC/ICL methods; ``diagnostics`` the checks of a fitted
+``criteria`` the BIC/AIC/ICL methods; ``inference`` predict, predict_proba
+and score_samples (over the fused kernels of ``_log_prob_kernels``, whose
+per-block output ``_inference_output`` writes); ``diagnostics`` the checks of a fitted
 model (near-duplicate and singular components); ``selection`` the
 ``GaussianMixtureIC`` sweep over the ``starts`` it shares between models.
 The k-means initialisation lives in ``fastem._core.kmeans``.

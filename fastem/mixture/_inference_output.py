@@ -6,8 +6,11 @@ and hand it to :func:`write_block`, which writes the block's part of the
 caller's output directly. So ``predict`` and ``score_samples`` never hold an
 n x k array, and ``predict_proba`` holds only its result.
 
-``output`` is a compile-time constant (``numba.literally`` in the kernel), so
-each kind of output compiles only its own writer:
+``output`` is a run-time argument: one compiled kernel per data dtype
+serves all four outputs. (Made a compile-time constant, each output
+compiled a whole parallel kernel of its own, about 2.4 s each: the first
+``predict`` + ``predict_proba`` + ``score_samples`` in a fresh process took
+7.4 s.) The outputs:
 
 * ``LOG_PROB``: the (n, k) matrix itself (model selection, HMM emissions);
 * ``SCORE``: ``log sum_j exp(lp_j)`` per row, with the row's maximum shifted
@@ -19,8 +22,9 @@ A row can have every log-probability at -inf only when its squared distance
 to every component overflows (beyond about 1e154 standard deviations in
 float64, 1e19 in float32): the data then carry no evidence the model can
 measure. Such a row scores -inf, gets the mixture weights as its
-responsibilities (the prior), and the label of the heaviest component. No
-NaN is written for any finite row.
+responsibilities (the prior), and the label of the heaviest component. A
+NaN log-probability (inf - inf inside a projection, for entries near the
+float range) counts as -inf. No NaN is written for any finite row.
 
 Every row is computed on its own, so the output does not depend on the
 number of threads or on how rows are chunked.
@@ -32,7 +36,7 @@ import numpy as np
 
 from fastem._core.fast_math import exp_nonpositive, log_positive
 from fastem._core.intrinsics import prefer_wide_vectors
-from fastem._core.numba import helper, literal_value, specialise
+from fastem._core.numba import helper
 
 LOG_PROB = 0
 SCORE = 1
@@ -43,116 +47,72 @@ PROBA = 3
 OUTPUTS = {"log_prob": LOG_PROB, "score": SCORE, "labels": LABELS, "proba": PROBA}
 
 
-def write_block(log_prob, n_rows, start, out, prior, scratch, output):
-    """Write rows [start, start + n_rows) of ``out`` from the block ``log_prob`` (k, BLOCK_ROWS).
-
-    ``prior`` holds the mixture weights (for rows infinitely far from every
-    component); ``scratch`` is (2, BLOCK_ROWS) float64. Compiled code only.
-    """
-    raise NotImplementedError("write_block runs only inside Numba kernels")
-
-
-@specialise(write_block)
-def _write_block_for(log_prob, n_rows, start, out, prior, scratch, output):
-    kind = literal_value(output, "output")
-
-    def matrix(log_prob, n_rows, start, out, prior, scratch, output):
-        _write_log_prob(log_prob, n_rows, start, out)
-
-    def score(log_prob, n_rows, start, out, prior, scratch, output):
-        _write_scores(log_prob, n_rows, start, out, scratch)
-
-    def labels(log_prob, n_rows, start, out, prior, scratch, output):
-        _write_labels(log_prob, n_rows, start, out, prior, scratch)
-
-    def proba(log_prob, n_rows, start, out, prior, scratch, output):
-        _write_responsibilities(log_prob, n_rows, start, out, prior, scratch)
-
-    return {LOG_PROB: matrix, SCORE: score, LABELS: labels, PROBA: proba}[kind]
-
-
 @helper
-def _write_log_prob(log_prob, n_rows, start, out):
-    n_components = log_prob.shape[0]
-    for row in range(n_rows):
-        for j in range(n_components):
-            out[start + row, j] = log_prob[j, row]
+def write_block(log_prob, n_rows, start, outputs, prior, scratch, output):
+    """Write rows [start, start + n_rows) of the output ``output`` names, from the block ``log_prob`` (k, BLOCK_ROWS).
 
+    ``outputs`` is ``(matrix, score, labels, proba)``, indexed by the
+    constants above: the (n, k) float64 log-probabilities, the (n,) scores
+    in the data's dtype, the (n,) int64 labels, the (n, k) responsibilities
+    in the data's dtype; only the one ``output`` names is written (the
+    others may be empty). ``prior`` holds the mixture weights (for rows
+    infinitely far from every component); ``scratch`` is (2, BLOCK_ROWS)
+    float64.
 
-@helper
-def _row_max_and_total(log_prob, n_rows, scratch):
-    """scratch[0] = each row's maximum, scratch[1] = sum_j exp(lp_j - max) (1 <= total <= k).
-
-    A row whose maximum is -inf gets total 0 (no exp of -inf - -inf).
+    One function rather than one helper per output: each Numba function
+    costs compile time of its own (about 0.3 s here), and the first call of
+    a method in a fresh process pays it.
     """
     prefer_wide_vectors()
+    matrix, score, labels, proba = outputs
     n_components = log_prob.shape[0]
-    row_max = scratch[0]
-    total = scratch[1]
-    for row in range(n_rows):
-        row_max[row] = log_prob[0, row]
-        total[row] = 0.0
-    for j in range(1, n_components):
+    if output == LOG_PROB:
         for row in range(n_rows):
-            row_max[row] = max(row_max[row], log_prob[j, row])
+            for j in range(n_components):
+                matrix[start + row, j] = log_prob[j, row]
+        return
+    # Each row's largest log-probability (scratch[0]) and, for labels, its
+    # first index (scratch[1], exact in float64). Written as comparisons from
+    # -inf: a NaN log-probability (inf - inf in a projection, for entries
+    # near the float range) never wins, wherever it is in the row.
+    top = scratch[0]
+    second = scratch[1]
+    for row in range(n_rows):
+        top[row] = -np.inf
+        second[row] = 0.0
     for j in range(n_components):
         for row in range(n_rows):
-            shift = row_max[row] if row_max[row] > -np.inf else 0.0
-            total[row] += exp_nonpositive(log_prob[j, row] - shift)
-
-
-@helper
-def _write_scores(log_prob, n_rows, start, out, scratch):
-    _row_max_and_total(log_prob, n_rows, scratch)
-    for row in range(n_rows):
-        top = scratch[0, row]
-        out[start + row] = top + log_positive(scratch[1, row]) if top > -np.inf else -np.inf
-
-
-@helper
-def _heaviest(prior):
-    best = 0
-    for j in range(1, prior.shape[0]):
-        if prior[j] > prior[best]:
-            best = j
-    return best
-
-
-@helper
-def _write_labels(log_prob, n_rows, start, out, prior, scratch):
-    prefer_wide_vectors()
-    n_components = log_prob.shape[0]
-    best_value = scratch[0]
-    best_index = scratch[1]  # small integers, exact in float64
-    for row in range(n_rows):
-        best_value[row] = log_prob[0, row]
-        best_index[row] = 0.0
-    for j in range(1, n_components):
+            if log_prob[j, row] > top[row]:  # strictly: the first maximum wins, as numpy.argmax
+                top[row] = log_prob[j, row]
+                second[row] = j
+    if output == LABELS:
+        heaviest = 0
+        for j in range(1, n_components):
+            if prior[j] > prior[heaviest]:
+                heaviest = j
         for row in range(n_rows):
-            # Strictly greater: the first maximum wins, as numpy.argmax.
-            if log_prob[j, row] > best_value[row]:
-                best_value[row] = log_prob[j, row]
-                best_index[row] = j
+            labels[start + row] = np.int64(second[row]) if top[row] > -np.inf else heaviest
+        return
+    # sum_j exp(lp_j - max), between 1 and k for a row with a finite maximum,
+    # into scratch[1]; a NaN term adds exp_nonpositive(NaN) = 0.
     for row in range(n_rows):
-        if best_value[row] > -np.inf:
-            out[start + row] = np.int64(best_index[row])
-        else:
-            out[start + row] = _heaviest(prior)
-
-
-@helper
-def _write_responsibilities(log_prob, n_rows, start, out, prior, scratch):
-    _row_max_and_total(log_prob, n_rows, scratch)
-    n_components = log_prob.shape[0]
+        second[row] = 0.0
+    for j in range(n_components):
+        for row in range(n_rows):
+            shift = top[row] if top[row] > -np.inf else 0.0
+            second[row] += exp_nonpositive(log_prob[j, row] - shift)
+    if output == SCORE:
+        for row in range(n_rows):
+            score[start + row] = top[row] + log_positive(second[row]) if top[row] > -np.inf else -np.inf
+        return
     for row in range(n_rows):
-        top = scratch[0, row]
-        if top > -np.inf:
-            inverse = 1.0 / scratch[1, row]
+        if top[row] > -np.inf:
+            inverse = 1.0 / second[row]
             for j in range(n_components):
-                out[start + row, j] = exp_nonpositive(log_prob[j, row] - top) * inverse
+                proba[start + row, j] = exp_nonpositive(log_prob[j, row] - top[row]) * inverse
         else:
             for j in range(n_components):
-                out[start + row, j] = prior[j]
+                proba[start + row, j] = prior[j]
 
 
 def reduce_log_prob(log_prob: np.ndarray, output: str, weights: np.ndarray, dtype) -> np.ndarray:
@@ -162,6 +122,7 @@ def reduce_log_prob(log_prob: np.ndarray, output: str, weights: np.ndarray, dtyp
     missing-data kernels. ``output`` is 'score', 'labels' or 'proba'.
     """
     prior = weights.astype(np.float64) / weights.astype(np.float64).sum()
+    log_prob = np.where(np.isnan(log_prob), -np.inf, log_prob)  # as the kernels: a NaN term counts for nothing
     row_max = log_prob.max(axis=1, initial=-np.inf)
     far = ~(row_max > -np.inf)
     if output == "labels":

@@ -2,8 +2,7 @@
 
 Each kernel computes a block of log-probabilities at a time and writes the
 caller's output from it through ``_inference_output.write_block``: the
-(n, k) matrix, scores, labels or responsibilities, chosen at compile time by
-``output``.
+(n, k) matrix, scores, labels or responsibilities, as ``output`` says.
 """
 
 from __future__ import annotations
@@ -28,12 +27,11 @@ from fastem.mixture._log_density import (
 
 
 @kernel
-def weighted_log_prob_full(X, model, out, prior, output, use_blas, unrolled):
-    """``output`` (see ``_inference_output``) of lp[i, j] = log w_j + log N(x_i | mean_j, Sigma_j) into ``out``.
+def weighted_log_prob_full(X, model, outputs, prior, output, use_blas, unrolled):
+    """``output`` (see ``_inference_output``) of lp[i, j] = log w_j + log N(x_i | mean_j, Sigma_j) into ``outputs``.
 
     ``prior`` holds the weights; model, use_blas and unrolled as for ``estep_full``.
     """
-    literally(output)
     literally(use_blas)
     literally(unrolled)
     means, prec_chol, log_const = model
@@ -60,13 +58,12 @@ def weighted_log_prob_full(X, model, out, prior, output, use_blas, unrolled):
             else:
                 load_block(X, no_weights, start, n_rows, xt, weights)
                 log_prob_full_block(xt, n_rows, means, prec_chol, log_const, diff, proj, maha, log_prob, unrolled)
-            write_block(log_prob, n_rows, start, out, prior, scratch, output)
+            write_block(log_prob, n_rows, start, outputs, prior, scratch, output)
 
 
 @kernel
-def weighted_log_prob_tied(X, model, out, prior, output):
+def weighted_log_prob_tied(X, model, outputs, prior, output):
     """Tied-covariance version of ``weighted_log_prob_full``; model as for ``estep_tied``."""
-    literally(output)
     means, centre, means_proj, prec_chol, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -87,13 +84,12 @@ def weighted_log_prob_tied(X, model, out, prior, output):
             log_prob_tied_block(
                 xt, n_rows, centre, means_proj, prec_chol, log_const, centred, proj_all, maha, log_prob
             )
-            write_block(log_prob, n_rows, start, out, prior, scratch, output)
+            write_block(log_prob, n_rows, start, outputs, prior, scratch, output)
 
 
 @kernel
-def weighted_log_prob_diag(X, model, out, prior, output):
+def weighted_log_prob_diag(X, model, outputs, prior, output):
     """Diagonal/spherical version of ``weighted_log_prob_full``; model as for ``estep_diag``."""
-    literally(output)
     means, prec_chol, log_const = model
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -110,4 +106,4 @@ def weighted_log_prob_diag(X, model, out, prior, output):
             n_rows = min(BLOCK_ROWS, chunk_stop - start)
             load_block(X, no_weights, start, n_rows, xt, weights)
             log_prob_diag_block(xt, n_rows, means, prec_chol, log_const, maha, log_prob)
-            write_block(log_prob, n_rows, start, out, prior, scratch, output)
+            write_block(log_prob, n_rows, start, outputs, prior, scratch, output)

@@ -85,7 +85,10 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         Initialisations; the one with the largest final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
         How initial responsibilities are chosen: k-means labels, k-means++
-        seeds, uniform random responsibilities, or random data points.
+        seeds, uniform random responsibilities, or random data points. Above
+        ``max(32768, 512 * n_components)`` rows, 'kmeans' runs on a seeded
+        sample of that many rows drawn in proportion to ``sample_weight``
+        (``fastem._core.kmeans.draw_rows``); EM then uses every row.
     weights_init : array-like of shape (n_components,), default=None
     means_init : array-like of shape (n_components, n_features), default=None
     precisions_init : array-like, default=None
@@ -271,7 +274,8 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
             blocks, or of ``(X_block, weight_block)`` pairs (called once per
             pass); a re-iterable object of such blocks; a ``dask.array.Array``
             (one task per block on the active Dask scheduler). These take no
-            NaN, and initialise on a seeded sample of at most 2**18 rows.
+            NaN, and initialise on a seeded sample of at most 2**18 rows (and
+            'kmeans' then on its own draw from that sample, as in memory).
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight per row: a weight multiplies the row's

@@ -42,12 +42,17 @@ class InferenceMethods:
         Complete rows run through the fused kernels (no n x k scratch); rows
         with NaN through the missing-data log-probabilities. Scores and
         responsibilities have X's float dtype, or float64 when either X or
-        the model is float64 (as scikit-learn's).
+        the model is float64 (as scikit-learn's; float32 rows are then
+        computed in float64).
         """
         dtype = np.result_type(X.dtype, self.means_.dtype)
+        if X.dtype != dtype:
+            # float32 rows and a float64 model: computed in float64, as scikit-learn's
+            # (the kernels compute in the data's dtype).
+            X = X.astype(dtype)
         with numba_threads(resolve_n_jobs(self.n_jobs)):
             if not has_nan:
-                return infer(X, self._params(), self._layout, output, dtype)
+                return infer(X, self._params(), self._layout, output)
             log_prob = missing.weighted_log_prob(X, self._params(), self._layout)
         result = reduce_log_prob(log_prob, output, self.weights_, dtype)
         if output == "score":

@@ -195,6 +195,8 @@ def _restore_init_arrays(model, arrays: dict, n_features: int) -> None:
         if "means_init" in arrays:
             model.means_init = check_means_init(arrays["means_init"], n_components, n_features)
         if "precisions_init" in arrays:
-            model.precisions_init = check_precisions_init(arrays["precisions_init"], covariance_type, n_components, n_features)
+            model.precisions_init = check_precisions_init(
+                arrays["precisions_init"], covariance_type, n_components, n_features, model_name=model.covariance_type
+            )
     except ValueError as exc:
         raise ModelFileError(f"The model file holds an invalid initial parameter: {exc}") from None

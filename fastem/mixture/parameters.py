@@ -187,11 +187,12 @@ def ill_defined_message(component, covariance_type: str, float32: bool) -> str:
     message = (
         "Fitting the mixture model failed because some components have ill-defined empirical covariance "
         "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
-        f"increase reg_covar, or scale the input data. Here {which} is not positive-definite."
+        "increase reg_covar, or scale the input data."
     )
     if float32:
+        # scikit-learn's float32 message continues with this sentence directly.
         message += " The numerical accuracy can also be improved by passing float64 data instead of float32."
-    return message
+    return message + f" Here {which} is not positive-definite."
 
 
 def _overflow_message(component, covariance_type: str) -> str:

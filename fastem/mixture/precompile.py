@@ -70,6 +70,7 @@ def _tiny_fit(dtype: str, covariance_type: str, n_features: int) -> None:
     model.predict_proba(X)
     model.score_samples(X)
     model.predict(X)
+    model.icl(X)  # the log-probability matrix: icl, GaussianMixtureIC, the HMM's emissions
 
 
 def _tiny_fit_with_missing_values(dtype: str) -> None:

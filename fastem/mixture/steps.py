@@ -179,37 +179,43 @@ def weighted_log_prob(X: np.ndarray, params: GaussianParams, covariance_type: st
     return _run_log_prob_kernel(X, params, covariance_type, out, LOG_PROB)
 
 
-def infer(X: np.ndarray, params: GaussianParams, covariance_type: str, output: str, dtype) -> np.ndarray:
+def infer(X: np.ndarray, params: GaussianParams, covariance_type: str, output: str) -> np.ndarray:
     """Scores, labels or responsibilities of the rows of X, computed block by block (no n x k scratch).
 
     ``output`` is 'score' (log p(x_i), shape (n,)), 'labels' (the most
     probable component, int64 (n,)) or 'proba' (responsibilities (n, k)).
-    Scores and responsibilities are returned in ``dtype``. A row infinitely
-    far from every component scores -inf and gets the weights as its
+    Scores and responsibilities are in X's dtype. A row infinitely far from
+    every component scores -inf and gets the weights as its
     responsibilities (see ``_inference_output``).
     """
     n_samples, n_components = X.shape[0], params.means.shape[0]
     if output == "labels":
         out = np.empty(n_samples, dtype=np.int64)
     elif output == "score":
-        out = np.empty(n_samples, dtype=dtype)
+        out = np.empty(n_samples, dtype=X.dtype)
     else:
-        out = np.empty((n_samples, n_components), dtype=dtype)
+        out = np.empty((n_samples, n_components), dtype=X.dtype)
     return _run_log_prob_kernel(X, params, covariance_type, out, OUTPUTS[output])
 
 
 def _run_log_prob_kernel(X, params: GaussianParams, covariance_type: str, out: np.ndarray, output: int) -> np.ndarray:
+    """Run the layout's log-probability kernel with ``out`` in the slot of ``output`` (empty arrays elsewhere).
+
+    The four slots always have the same types for one data dtype, so one
+    compiled kernel serves every output.
+    """
     model = _kernel_model(params, covariance_type, X.dtype)
     weights = params.weights.astype(np.float64)
     prior = np.ascontiguousarray(weights / weights.sum())
+    outputs = [np.empty((0, 0)), np.empty(0, X.dtype), np.empty(0, np.int64), np.empty((0, 0), X.dtype)]
+    outputs[output] = out
+    arguments = (X, model, tuple(outputs), prior, output)
     if covariance_type == "full":
-        call_specialised(
-            _log_prob_kernels.weighted_log_prob_full, (X, model, out, prior), (output, *full_variant(X.shape[1]))
-        )
+        call_specialised(_log_prob_kernels.weighted_log_prob_full, arguments, full_variant(X.shape[1]))
     elif covariance_type == "tied":
-        call_specialised(_log_prob_kernels.weighted_log_prob_tied, (X, model, out, prior), (output,))
+        _log_prob_kernels.weighted_log_prob_tied(*arguments)
     else:
-        call_specialised(_log_prob_kernels.weighted_log_prob_diag, (X, model, out, prior), (output,))
+        _log_prob_kernels.weighted_log_prob_diag(*arguments)
     return out
 
 

@@ -325,7 +325,8 @@ def _result_dtype(model, method: str, data_dtype) -> np.dtype:
     """The dtype ``method`` returns: int64 labels; float32 only for float32 data and a float32 model."""
     if method == "predict":
         return np.dtype(np.int64)
-    float32 = np.dtype(data_dtype) == np.float32 and model.means_.dtype == np.float32
+    data_dtype = np.dtype(data_dtype)
+    float32 = data_dtype.kind == "f" and data_dtype.itemsize == 4 and model.means_.dtype == np.float32
     return np.dtype(np.float32 if float32 else np.float64)
 
 
