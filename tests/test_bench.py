@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from fastem import bench
-from fastem._core.numba import max_threads
+from fastem._core.threads import max_threads
 from fastem.bench import default_fit, first_fit, inference, memory
 from fastem.bench.report import FIRST_FIT_TARGET_COLUMNS, Report, render
 

@@ -49,7 +49,7 @@ def test_kmeans_plusplus_picks_distinct_positive_weight_rows(data):
 def test_kmeans_plusplus_is_thread_independent(data):
     import numba
 
-    from fastem._core.numba import numba_threads
+    from fastem._core.threads import numba_threads
 
     results = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):

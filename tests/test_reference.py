@@ -99,7 +99,7 @@ def test_fit_matches_textbook_em(blobs, covariance_type, weighted):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_blas_path_matches_naive_and_loop_path(dtype):
     """Many features take the BLAS-backed helpers; both paths agree with the reference."""
-    from fastem._core.numba import BLAS_MIN_FEATURES, numba_threads
+    from fastem._core.threads import BLAS_MIN_FEATURES, numba_threads
     from fastem.mixture.steps import _kernel_model
 
     n_features = BLAS_MIN_FEATURES

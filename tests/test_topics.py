@@ -16,7 +16,7 @@ from fastem import LatentDirichletAllocation, reference
 from fastem.datasets import make_lda_corpus
 from fastem.exceptions import NotFittedError
 from fastem.topics._digamma import digamma_values
-from fastem._core.numba import max_threads
+from fastem._core.threads import max_threads
 from fastem.topics.corpus import check_counts
 
 sklearn_decomposition = pytest.importorskip("sklearn.decomposition")

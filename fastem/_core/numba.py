@@ -19,11 +19,6 @@ optimised. Specialisations are cached on disk like any other signature.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import operator
-import threading
-
 import numba
 from numba.core import types
 from numba.core.cpu_options import ParallelOptions
@@ -172,96 +167,3 @@ def literal_value(value_type, name: str):
         f"{name} must be a compile-time constant here (got {value_type}): "
         f"call numba.literally({name}) in the kernel that receives it"
     )
-
-
-def max_threads() -> int:
-    """Number of threads Numba launched for this process."""
-    return int(numba.config.NUMBA_NUM_THREADS)
-
-
-def resolve_n_jobs(n_jobs) -> int:
-    """Turn an ``n_jobs`` value into a thread count for the kernels.
-
-    ``None`` and ``-1`` mean all threads; ``-2`` all but one, and so on.
-    Counts larger than the available threads are clipped.
-    """
-    available = max_threads()
-    if n_jobs is None:
-        return available
-    try:
-        n_jobs = operator.index(n_jobs)
-    except TypeError:
-        raise TypeError(f"n_jobs must be an integer or None, got {n_jobs!r}") from None
-    if n_jobs == 0:
-        raise ValueError("n_jobs must be a non-zero integer or None, got 0")
-    if n_jobs < 0:
-        n_jobs = max(available + 1 + n_jobs, 1)
-    return min(n_jobs, available)
-
-
-# Kernels with many features call BLAS (np.dot) inside their parallel loops.
-# A multithreaded BLAS called from every Numba thread would oversubscribe the
-# cores, so BLAS is pinned to one thread while kernels run. Pinning needs
-# threadpoolctl (it ships with scikit-learn); without it the kernels use their
-# loop path for every size and never call BLAS.
-BLAS_MIN_FEATURES = 32
-
-
-@functools.cache
-def _blas_controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-def blas_pinning_available() -> bool:
-    """True if BLAS can be pinned to one thread (threadpoolctl is installed)."""
-    return _blas_controller() is not None
-
-
-# BLAS thread settings are process-wide while Numba's are per thread: fits
-# running concurrently in several Python threads share one pinning, taken by
-# the first to enter and released by the last to leave.
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter = None
-
-
-@contextlib.contextmanager
-def _blas_single_thread():
-    global _blas_users, _blas_limiter
-    controller = _blas_controller()
-    if controller is None:
-        yield
-        return
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limiter = controller.limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-
-
-@contextlib.contextmanager
-def numba_threads(n_threads: int):
-    """Run the enclosed kernels on ``n_threads`` threads (BLAS on one), then restore both.
-
-    Numba's thread count is thread-local, so two Python threads fitting at
-    once do not disturb each other; the ``finally`` clauses restore the
-    previous settings even when a fit is interrupted.
-    """
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        with _blas_single_thread():
-            yield
-    finally:
-        numba.set_num_threads(previous)

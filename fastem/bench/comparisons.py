@@ -106,7 +106,7 @@ def run_dtype_case(case: Case, settings: Settings, report: Report) -> None:
 
 def run_threads_case(case: Case, settings: Settings, report: Report) -> None:
     """fastem with ``n_jobs=1`` against all of Numba's threads."""
-    from fastem._core.numba import max_threads
+    from fastem._core.threads import max_threads
 
     n_samples = _n_samples_for(case, settings)
     X = make_data(n_samples, case.n_features, case.n_components, np.float64, settings.seed)

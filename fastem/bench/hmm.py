@@ -182,7 +182,7 @@ def _same_iterations_difference(case, X, lengths, start, hmmlearn_hmm) -> float:
 
 def run_hmm_threads_case(case: HMMCase, settings: Settings, report: Report) -> None:
     """fastem on one thread against all, alternating."""
-    from fastem._core.numba import max_threads
+    from fastem._core.threads import max_threads
 
     X, lengths, start = hmm_data(case, settings)
     runs = {"1": (_runner(fastem.GaussianHMM, case, X, lengths, start, n_jobs=1), _FASTEM_ITERATIONS),

@@ -229,7 +229,7 @@ def _threading_layer() -> str:
 
 def render(report: Report) -> str:
     """The report as BENCHMARKS.md-ready markdown."""
-    from fastem._core.numba import max_threads
+    from fastem._core.threads import max_threads
 
     settings = report.settings
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -182,7 +182,7 @@ def compute_bound_speedup(n_threads: int, pairs: int = 5) -> tuple:
     n-thread time), each from back-to-back runs, and the median 1-thread
     time of one run.
     """
-    from fastem._core.numba import numba_threads
+    from fastem._core.threads import numba_threads
 
     values = np.linspace(0.5, 1.0, 64 * 2048)
     busy_tasks(values, 1)  # compile (or load from the cache)

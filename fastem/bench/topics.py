@@ -80,7 +80,7 @@ def _iterations(model_class, case: TopicCase, X, n_jobs, seed: int):
     model = model_class(case.n_topics, learning_method=case.learning_method, random_state=seed, n_jobs=n_jobs)
     ours = isinstance(model, fastem.LatentDirichletAllocation)
     if ours:
-        from fastem._core.numba import numba_threads, resolve_n_jobs
+        from fastem._core.threads import numba_threads, resolve_n_jobs
         from fastem.topics.corpus import check_counts
 
         corpus = check_counts(X, whom="bench")

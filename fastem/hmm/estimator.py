@@ -8,7 +8,7 @@ import numpy as np
 
 from fastem._core.compilation import announce_compilation
 from fastem._core.estimator import EstimatorBase
-from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.validation import check_choice, check_data, check_int, check_random_state, check_real
 from fastem.exceptions import NotFittedError, compatible
 from fastem.hmm import sequences as sequence_checks
@@ -223,6 +223,14 @@ class GaussianHMM(EstimatorBase):
                 raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
         resolve_n_jobs(self.n_jobs)
 
+    def _n_threads(self, X) -> int:
+        """Kernel threads for passes over X: ``n_jobs``, or for the default, one when the work is small.
+
+        The work count is rows x states x (states + features) (``fastem._core.threads``).
+        """
+        n_rows, n_features = X.shape
+        return resolve_n_jobs(self.n_jobs, work=n_rows * self.n_components * (self.n_components + n_features))
+
     def _priors(self) -> Priors:
         return Priors(
             self.startprob_prior, self.transmat_prior, self.means_prior, self.means_weight, self.covars_prior,
@@ -271,7 +279,7 @@ class GaussianHMM(EstimatorBase):
         priors = self._priors()
         compiling = f"compiling kernels for a {covariance_type} GaussianHMM, {X.shape[1]} features; cached for later runs"
         check_priors({name: getattr(self, name) for name in _PRIORS}, covariance_type, self.n_components, X.shape[1])
-        with numba_threads(resolve_n_jobs(self.n_jobs)), announce_compilation(compiling, enabled=bool(self.verbose)):
+        with numba_threads(self._n_threads(X)), announce_compilation(compiling, enabled=bool(self.verbose)):
             params = self._initial_params(X, sequences)
             monitor = self.monitor_
             monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
@@ -364,7 +372,7 @@ class GaussianHMM(EstimatorBase):
         log_prob : float, or ndarray of shape (n_sequences,) with ``per_sequence``
         """
         X, sequences, params = self._prepare(X, lengths)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(X)):
             log_likelihoods = steps.sequence_log_likelihoods(X, sequences, params, self.covariance_type)
         return log_likelihoods if per_sequence else float(log_likelihoods.sum())
 
@@ -377,7 +385,7 @@ class GaussianHMM(EstimatorBase):
         posteriors : ndarray of shape (n_samples, n_components)
         """
         X, sequences, params = self._prepare(X, lengths)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(X)):
             log_likelihoods, posteriors = steps.posteriors(X, sequences, params, self.covariance_type)
         return float(log_likelihoods.sum()), posteriors
 
@@ -405,7 +413,7 @@ class GaussianHMM(EstimatorBase):
         if algorithm not in DECODER_ALGORITHMS:
             raise ValueError(f"Unknown decoder {algorithm!r}; expected one of {DECODER_ALGORITHMS}.")
         X, sequences, params = self._prepare(X, lengths)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(X)):
             if algorithm == "viterbi":
                 log_probs, path = steps.viterbi(X, sequences, params, self.covariance_type)
                 return float(log_probs.sum()), path

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastem._core.numba import numba_threads
+from fastem._core.threads import numba_threads
 from fastem.mixture.parameters import GaussianParams, GaussianStats
 from fastem.mixture.steps import StatsAccumulator
 
@@ -128,4 +128,4 @@ def fit_from_source(model, source) -> None:
         return source_estep(source, params, layout)
 
     compiling = f"compiling kernels for {layout} covariance, {dtype}, {n_features} features; cached for later runs"
-    model._run_em(initialize, estep_hook, dtype, n_features, warm, compiling, survey.weight_total)
+    model._run_em(initialize, estep_hook, dtype, n_features, survey.n_samples, warm, compiling, survey.weight_total)

@@ -9,7 +9,7 @@ import numpy as np
 from fastem._core.compilation import announce_compilation
 from fastem._core.em import run_em
 from fastem._core.estimator import EstimatorBase
-from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.validation import (
     check_choice,
     check_data_with_missing,
@@ -18,6 +18,7 @@ from fastem._core.validation import (
     check_real,
     check_sample_weight,
 )
+from fastem._core.numba import CHUNK_ROWS
 from fastem._core.sources import chunk_source
 from fastem.mixture import chunked_fit, missing
 from fastem.mixture.model_file import load_model, save_model
@@ -361,7 +362,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
             f"{', missing values' if incomplete is not None else ''}; cached for later runs"
         )
         weight_total = float(n_samples if sample_weight is None else sample_weight.sum())
-        self._run_em(initialize, estep_hook, X.dtype, n_features, warm, compiling, weight_total)
+        self._run_em(initialize, estep_hook, X.dtype, n_features, n_samples, warm, compiling, weight_total)
         return X, has_nan
 
     def _check_row_counts(self, n_samples: int, n_positive) -> None:
@@ -390,7 +391,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         """Fit from data read block by block (see ``chunked_fit.fit_from_source``)."""
         chunked_fit.fit_from_source(self, source)
 
-    def _run_em(self, initialize, estep_hook, dtype, n_features: int, warm: bool, compiling: str,
+    def _run_em(self, initialize, estep_hook, dtype, n_features: int, n_rows: int, warm: bool, compiling: str,
                 weight_total: float) -> None:
         """Run the EM driver with this estimator's settings and store the fitted attributes.
 
@@ -401,7 +402,8 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         reg_covar = float(self.reg_covar)
         resp_eps = 10 * np.finfo(dtype).eps
         float32 = dtype == np.float32
-        with numba_threads(resolve_n_jobs(self.n_jobs)), announce_compilation(compiling, enabled=self.verbose >= 1):
+        with numba_threads(self._n_threads(n_rows, n_features)), \
+                announce_compilation(compiling, enabled=self.verbose >= 1):
             result = run_em(
                 initialize,
                 estep_hook,
@@ -425,6 +427,15 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         self._restart_online(weight_total)
         if not self._silent_fit:
             warn_if_near_duplicates(self, self._layout)
+
+    def _n_threads(self, n_rows: int, n_features: int) -> int:
+        """Kernel threads for passes over ``n_rows`` rows: ``n_jobs``, or for the default, one when the work is small.
+
+        The work count is rows x components x features, and a pass has one
+        task per ``CHUNK_ROWS`` rows (``fastem._core.threads``).
+        """
+        n_chunks = -(-n_rows // CHUNK_ROWS)
+        return resolve_n_jobs(self.n_jobs, work=n_rows * self.n_components * n_features, n_tasks=n_chunks)
 
     def _initial_params(self, X, sample_weight, random_state, inits, reg_covar, resp_eps, float32) -> GaussianParams:
         weights_init, means_init, precisions_init = inits
@@ -495,7 +506,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         rng = None
         if method == "sample":
             rng = check_random_state(self.random_state if random_state is None else random_state)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(*X.shape)):
             return missing.impute(X, self._params(), self._layout, rng)
 
     def sample(self, n_samples=1):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.threads import numba_threads
 from fastem._core.validation import check_data_with_missing
 from fastem.mixture import missing
 from fastem.mixture._inference_output import reduce_log_prob
@@ -31,7 +31,7 @@ class InferenceMethods:
         return self._log_prob_of_valid(*self._checked(X))
 
     def _log_prob_of_valid(self, X, has_nan: bool) -> np.ndarray:
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(*X.shape)):
             if has_nan:
                 return missing.weighted_log_prob(X, self._params(), self._layout)
             return weighted_log_prob(X, self._params(), self._layout)
@@ -50,7 +50,7 @@ class InferenceMethods:
             # float32 rows and a float64 model: computed in float64, as scikit-learn's
             # (the kernels compute in the data's dtype).
             X = X.astype(dtype)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(*X.shape)):
             if not has_nan:
                 return infer(X, self._params(), self._layout, output)
             log_prob = missing.weighted_log_prob(X, self._params(), self._layout)

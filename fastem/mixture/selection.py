@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from fastem._core.estimator import EstimatorBase
-from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.validation import (
     check_choice,
     check_data,

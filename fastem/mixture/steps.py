@@ -29,7 +29,8 @@ from fastem.mixture.parameters import (
     precision_cholesky,
     second_moment_shape,
 )
-from fastem._core.numba import BLAS_MIN_FEATURES, blas_pinning_available, call_specialised
+from fastem._core.numba import call_specialised
+from fastem._core.threads import BLAS_MIN_FEATURES, blas_pinning_available
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.sources import chunk_source, is_dask_array
 from fastem._core.validation import check_data_with_missing, check_random_state, check_sample_weight
 from fastem.mixture.chunked_fit import source_estep
@@ -79,14 +79,15 @@ class StreamingMethods:
                 f"covariance_type={self.covariance_type!r}: fit it again first."
             )
         params = self._params()
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
-            source = chunk_source(X, sample_weight)
-            if source is None:
-                X = _checked_complete(X, self.n_features_in_, 0, "compute_statistics")
-                weights = check_sample_weight(sample_weight, X.shape[0], allow_zero_total=True)
+        source = chunk_source(X, sample_weight)
+        if source is None:
+            X = _checked_complete(X, self.n_features_in_, 0, "compute_statistics")
+            weights = check_sample_weight(sample_weight, X.shape[0], allow_zero_total=True)
+            with numba_threads(self._n_threads(*X.shape)):
                 stats = estep(X, weights, params, self._layout)
-            else:
-                _expect_model_shape(source, self)
+        else:
+            _expect_model_shape(source, self)
+            with numba_threads(resolve_n_jobs(self.n_jobs)):  # blocks of unknown size: the default threads
                 stats = source_estep(source, params, self._layout)
         if stats is None:  # a source with no blocks: an empty part
             return SufficientStatistics._zero(params, self.covariance_type)
@@ -182,7 +183,7 @@ class StreamingMethods:
         dtype = self.means_.dtype if fitted else X.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
         running = getattr(self, "_online_statistics", None) if fitted else None
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(*X.shape)):
             if not fitted:
                 params, step, updates = self._first_batch_params(X, weights), None, 0
             else:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from fastem._core.estimator import EstimatorBase
-from fastem._core.numba import numba_threads, resolve_n_jobs
+from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.validation import check_random_state
 from fastem.topics._digamma import dirichlet_log_expectation
 from fastem.topics._document_kernels import document_bounds, document_topics, topic_word_statistics
@@ -386,7 +386,7 @@ class LatentDirichletAllocation(EstimatorBase):
         corpus = check_counts(X, whom="LatentDirichletAllocation.fit")
         exp_log_words = self._init_latent_vars(corpus.n_words, corpus.dtype)
         last_bound = None
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(corpus)):
             for i in range(self.max_iter):
                 if self.learning_method == "online":
                     exp_log_words = self._online_pass(corpus, exp_log_words, corpus.n_docs)
@@ -429,7 +429,7 @@ class LatentDirichletAllocation(EstimatorBase):
             self._check_fitted_tables()
             corpus = check_counts(X, whom="LatentDirichletAllocation.partial_fit", dtype=self.components_.dtype,
                                   n_words=self.components_.shape[1])
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(corpus)):
             if first_time:
                 exp_log_words = self._init_latent_vars(corpus.n_words, corpus.dtype)
             else:
@@ -439,8 +439,16 @@ class LatentDirichletAllocation(EstimatorBase):
 
     # ------------------------------------------------------------ inference
 
+    def _n_threads(self, corpus: Corpus) -> int:
+        """Kernel threads for passes over ``corpus``: ``n_jobs``, or for the default, one when the work is small.
+
+        The work count is nonzero counts x topics (``fastem._core.threads``);
+        each document's loop repeats that several times, so the count is low.
+        """
+        return resolve_n_jobs(self.n_jobs, work=corpus.counts.size * self.n_components)
+
     def _unnormalized_transform(self, corpus: Corpus) -> np.ndarray:
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(corpus)):
             concentrations, _ = self._e_step(corpus, self._word_major_exp_topics(), want_statistics=False,
                                              random_init=False)
         return concentrations
@@ -473,7 +481,7 @@ class LatentDirichletAllocation(EstimatorBase):
         """The variational lower bound of the log-likelihood of the documents (scikit-learn's ``_approx_bound``)."""
         lam = np.ascontiguousarray(self.components_, dtype=np.float64)
         log_topics = np.empty_like(lam)
-        with numba_threads(resolve_n_jobs(self.n_jobs)):
+        with numba_threads(self._n_threads(corpus)):
             dirichlet_log_expectation(lam, log_topics)
             per_document = np.empty(corpus.n_docs)
             document_bounds(corpus.indptr, corpus.indices, corpus.counts,
