@@ -28,9 +28,11 @@ EXPECTED_SKIPS = {
 def test_check_estimator_passes():
     # scikit-learn's checks fit tiny data sets that raise its own and numpy's
     # warnings (e.g. convergence), so warnings are not errors inside this call.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         results = check_estimator(GaussianMixture(n_jobs=1), on_fail=None)
+    # fastem's estimators are scikit-learn BaseEstimators once scikit-learn is loaded (no warning about it).
+    assert not [w for w in caught if "inherit" in str(w.message)]
     failures = [(r["check_name"], repr(r["exception"])) for r in results if r["status"] == "failed"]
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
     assert failures == []
@@ -73,6 +75,33 @@ def test_pickle_round_trip(blobs):
     model = GaussianMixture(3, random_state=0).fit(blobs)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.score_samples(blobs), model.score_samples(blobs))
+
+
+def test_estimators_become_base_estimators_once_sklearn_is_loaded():
+    code = (
+        "import fastem; early = fastem.GaussianMixture(2)\n"
+        "import sklearn.base\n"
+        "before = isinstance(early, sklearn.base.BaseEstimator)\n"
+        "fastem.GaussianHMM(2)  # the first estimator created after scikit-learn is loaded\n"
+        "print(before, isinstance(early, sklearn.base.BaseEstimator),\n"
+        "      isinstance(fastem.LatentDirichletAllocation(), sklearn.base.BaseEstimator),\n"
+        "      isinstance(fastem.GaussianMixtureIC(), sklearn.base.BaseEstimator))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True", "True"]
+
+
+def test_fastem_works_without_sklearn_installed():
+    code = (
+        "import sys; sys.modules['sklearn'] = None  # 'import sklearn' now fails as if it were not installed\n"
+        "import numpy as np, fastem\n"
+        "from fastem._core.estimator import adopt_sklearn_base\n"
+        "X = np.random.default_rng(0).normal(size=(200, 2))\n"
+        "model = fastem.GaussianMixture(2, random_state=0).fit(X)\n"
+        "print(adopt_sklearn_base(), model.predict(X).shape, type(model).__mro__[-2].__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "(200,)", "_UntilScikitLearnIsLoaded"]
 
 
 def test_importing_fastem_does_not_import_sklearn():

@@ -18,13 +18,12 @@ same starting point take the same number of iterations as scikit-learn.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from fastem.exceptions import ConvergenceWarning, compatible
+from fastem.exceptions import ConvergenceWarning, compatible, warn_at_caller
 
 
 @dataclass
@@ -141,10 +140,9 @@ def run_em(
             max_lower_bound = lower_bound
             best = EMResult(params, converged, n_iter, lower_bound, history)
     if warn and not best.converged and max_iter > 0:
-        warnings.warn(
+        warn_at_caller(
             "Best performing initialization did not converge. Try different init "
             "parameters, or increase max_iter, tol, or check for degenerate data.",
             compatible(ConvergenceWarning),
-            stacklevel=3,
         )
     return best

@@ -31,6 +31,7 @@ import zipfile
 
 import numpy as np
 
+from fastem._core.validation import plain
 from fastem.exceptions import ModelFileError
 
 METADATA_MEMBER = "metadata.json"
@@ -54,9 +55,9 @@ def plain_value(value, name: str):
         return value
     if isinstance(value, float):
         if not np.isfinite(value):
-            raise ValueError(f"Cannot save parameter {name}={value!r}: only finite numbers are portable.")
+            raise ValueError(f"Cannot save parameter {name}={plain(value)!r}: only finite numbers are portable.")
         return value
-    raise ValueError(f"Cannot save parameter {name}={value!r} of type {type(value).__name__}: not a plain value.")
+    raise ValueError(f"Cannot save parameter {name}={plain(value)!r} of type {type(value).__name__}: not a plain value.")
 
 
 def random_state_entry(random_state, arrays: dict) -> dict:
@@ -179,6 +180,23 @@ def _parse_npy(data: bytes, name: str, shape: tuple, allowed_dtypes: tuple) -> n
     array = np.frombuffer(payload, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
     # A native, C-contiguous, writeable copy: never a view of the file's buffer.
     return np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True)
+
+
+def feature_names_entry(model) -> dict:
+    """The metadata entry of ``model.feature_names_in_`` (column names seen by fit), empty when it has none."""
+    names = getattr(model, "feature_names_in_", None)
+    return {} if names is None else {"feature_names_in_": [str(name) for name in names]}
+
+
+def read_feature_names(attributes: dict, n_features: int) -> np.ndarray | None:
+    """``feature_names_in_`` from a model file's attributes, checked; None when the file has none."""
+    names = attributes.get("feature_names_in_")
+    if names is None:
+        return None
+    expect(isinstance(names, list) and all(isinstance(name, str) for name in names),
+           "feature_names_in_ must be a list of strings.")
+    expect(len(names) == n_features, f"feature_names_in_ has {len(names)} names for {n_features} features.")
+    return np.asarray(names, dtype=object)
 
 
 def expect(condition: bool, message: str) -> None:

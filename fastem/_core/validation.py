@@ -19,12 +19,37 @@ import numbers
 import numpy as np
 import scipy.sparse
 
+def _from_nullable_pandas(value) -> np.ndarray | None:
+    """A pandas DataFrame or Series with nullable numeric columns (Int64, Float64, boolean) as floats, or None.
+
+    ``pd.NA`` becomes NaN, a missing value where the estimator takes them.
+    float32 when every column is 32-bit float, float64 otherwise. None for
+    anything else (plain NumPy columns take the usual path, and text or
+    categorical extension columns are rejected there).
+    """
+    if isinstance(value, np.ndarray) or not hasattr(value, "to_numpy"):
+        return None
+    dtypes = getattr(value, "dtypes", None)
+    if dtypes is None:
+        return None
+    dtypes = list(dtypes) if hasattr(value, "columns") else [dtypes]
+    if all(isinstance(dtype, np.dtype) for dtype in dtypes):
+        return None
+    if not dtypes or any(getattr(dtype, "kind", "O") not in "biuf" for dtype in dtypes):
+        return None
+    single = all(dtype.kind == "f" and getattr(dtype, "itemsize", 8) == 4 for dtype in dtypes)
+    return value.to_numpy(dtype=np.float32 if single else np.float64, na_value=np.nan)
+
+
 def _as_float_array(value, name: str) -> np.ndarray:
     """Convert array-like ``value`` to a native-endian float32/float64 ndarray, or raise naming ``name``."""
     if scipy.sparse.issparse(value):
         raise TypeError(
             f"Sparse data was passed for {name}, but fastem needs dense data. Convert it with {name}.toarray()."
         )
+    nullable = _from_nullable_pandas(value)
+    if nullable is not None:
+        return nullable
     try:
         array = np.asarray(value)
     except ValueError as exc:  # ragged nested sequences
@@ -58,6 +83,11 @@ def _as_float_array(value, name: str) -> np.ndarray:
     else:
         array = array.astype(np.float64)
     return array
+
+
+def plain(value):
+    """``value`` for a message: NumPy scalars as Python numbers (-1.0, not np.float64(-1.0)), the rest unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_finite(array: np.ndarray, name: str, *, allow_nan: bool = False, estimator_name: str | None = None) -> bool:
@@ -171,7 +201,7 @@ def check_sample_weight(sample_weight, n_samples: int, *, allow_zero_total: bool
     if not np.isfinite(weights).all():
         raise ValueError("sample_weight contains NaN or infinity.")
     if (weights < 0).any():
-        raise ValueError(f"sample_weight must be non-negative; found minimum {weights.min()!r}.")
+        raise ValueError(f"sample_weight must be non-negative; found minimum {plain(weights.min())!r}.")
     with np.errstate(over="ignore"):  # an overflowing sum is reported just below
         total = weights.sum()
     if not total > 0 and not allow_zero_total:
@@ -187,19 +217,19 @@ def check_sample_weight(sample_weight, n_samples: int, *, allow_zero_total: bool
 def check_int(value, name: str, minimum: int) -> int:
     """Return ``value`` as int, or raise naming the parameter."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} of type {type(value).__name__}.")
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {plain(value)!r} of type {type(value).__name__}.")
     if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {plain(value)!r}.")
     return int(value)
 
 
 def check_real(value, name: str, minimum: float) -> float:
     """Return ``value`` as float, or raise naming the parameter (``value >= minimum``, finite)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= {minimum}, got {value!r} of type {type(value).__name__}.")
+        raise TypeError(f"{name} must be a real number >= {minimum}, got {plain(value)!r} of type {type(value).__name__}.")
     value = float(value)
     if not (np.isfinite(value) and value >= minimum):
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}.")
+        raise ValueError(f"{name} must be a finite number >= {minimum}, got {plain(value)!r}.")
     return value
 
 
@@ -207,7 +237,7 @@ def check_choice(value, name: str, choices) -> str:
     """Return ``value`` if it is one of ``choices``, or raise listing them."""
     if not isinstance(value, str) or value not in choices:
         options = ", ".join(repr(choice) for choice in sorted(choices))
-        raise ValueError(f"{name} must be one of {options}; got {value!r}.")
+        raise ValueError(f"{name} must be one of {options}; got {plain(value)!r}.")
     return value
 
 
@@ -219,7 +249,7 @@ def check_random_state(seed) -> np.random.RandomState:
         return np.random.RandomState(seed)
     if isinstance(seed, np.random.RandomState):
         return seed
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {seed!r}.")
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {plain(seed)!r}.")
 
 
 def check_init_array(value, name: str, shape: tuple, anchor_name: str | None = None) -> np.ndarray:

@@ -8,8 +8,9 @@ import numpy as np
 
 from fastem._core.compilation import announce_compilation
 from fastem._core.estimator import EstimatorBase
+from fastem._core.feature_names import check_feature_names, feature_names_of, record_feature_names
 from fastem._core.threads import numba_threads, resolve_n_jobs
-from fastem._core.validation import check_choice, check_data, check_int, check_random_state, check_real
+from fastem._core.validation import check_choice, check_data, check_int, check_random_state, check_real, plain
 from fastem.exceptions import NotFittedError, compatible
 from fastem.hmm import sequences as sequence_checks
 from fastem.hmm import steps
@@ -206,21 +207,21 @@ class GaussianHMM(EstimatorBase):
         check_int(self.n_iter, "n_iter", 0)
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, (int, float, np.integer, np.floating)) \
                 or np.isnan(self.tol):
-            raise ValueError(f"tol must be a number (-inf disables the convergence test), got {self.tol!r}.")
+            raise ValueError(f"tol must be a number (-inf disables the convergence test), got {plain(self.tol)!r}.")
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str):
-                raise TypeError(f"{name} must be a string of the letters 's', 't', 'm', 'c', got {value!r}.")
+                raise TypeError(f"{name} must be a string of the letters 's', 't', 'm', 'c', got {plain(value)!r}.")
             unknown = sorted(set(value) - set(_PARAM_LETTERS) - set(string.whitespace))
             if unknown:
                 raise ValueError(
                     f"{name} may contain only 's' (startprob), 't' (transmat), 'm' (means) and 'c' (covars); "
-                    f"got {value!r}."
+                    f"got {plain(value)!r}."
                 )
         for name in _PRIORS:
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if not np.isfinite(value).all():
-                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
+                raise ValueError(f"{name} must be finite, got {plain(getattr(self, name))!r}.")
         resolve_n_jobs(self.n_jobs)
 
     def _n_threads(self, X) -> int:
@@ -270,6 +271,7 @@ class GaussianHMM(EstimatorBase):
         self : GaussianHMM
         """
         self._check_parameters()
+        names = feature_names_of(X)
         X = check_data(X, min_samples=1, estimator_name="GaussianHMM").astype(np.float64, copy=False)
         lengths = sequence_checks.check_lengths(lengths, X.shape[0])
         weights = sequence_checks.check_sequence_weights(sample_weight, lengths.shape[0])
@@ -292,6 +294,7 @@ class GaussianHMM(EstimatorBase):
                 if monitor.converged:
                     break
         self._set_params(params)
+        record_feature_names(self, names)
         return self
 
     def _needs_init(self, code: str, name: str) -> bool:
@@ -353,6 +356,7 @@ class GaussianHMM(EstimatorBase):
         self._check_is_fitted()
         self._check_parameters()
         n_features = self._n_features()
+        check_feature_names(self, X)
         X = check_data(X, n_features=n_features, estimator_name="GaussianHMM").astype(np.float64, copy=False)
         sequences = sequence_checks.make_sequences(sequence_checks.check_lengths(lengths, X.shape[0]))
         return X, sequences, self._checked_params(n_features)

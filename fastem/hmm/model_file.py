@@ -16,11 +16,13 @@ from fastem._core.model_files import (
     build_estimator,
     expect,
     fastem_version,
+    feature_names_entry,
     is_int,
     plain_value,
     random_state_entry,
     read_archive,
     read_arrays,
+    read_feature_names,
     restore_random_state,
     write_archive,
 )
@@ -76,7 +78,8 @@ def save_model(model, file) -> None:
         "params": plain,
         "priors": priors,
         "random_state": random_state_entry(model.random_state, arrays),
-        "attributes": {"n_features": int(n_features), "monitor_iter": int(model.monitor_.iter)},
+        "attributes": {"n_features": int(n_features), "monitor_iter": int(model.monitor_.iter),
+                       **feature_names_entry(model)},
     }
     write_archive(file, metadata, arrays)
 
@@ -90,6 +93,7 @@ def load_model(file, estimator_class):
         n_features = attributes.get("n_features")
         monitor_iter = attributes.get("monitor_iter")
         expect(is_int(n_features) and n_features >= 1, f"n_features must be a positive integer, got {n_features!r}.")
+        feature_names = read_feature_names(attributes, n_features)
         expect(is_int(monitor_iter) and 0 <= monitor_iter <= model.n_iter, f"invalid monitor_iter {monitor_iter!r}.")
         priors = metadata.get("priors")
         expect(isinstance(priors, dict), "metadata.json: 'priors' is missing or not a JSON object.")
@@ -116,9 +120,9 @@ def load_model(file, estimator_class):
                    f"prior {name} is missing or has an invalid shape {list(shape)}.")
             expected[name] = (shape, (np.float64,))
         arrays = read_arrays(archive, declared, expected, set(FITTED_ARRAYS) | {"history"})
-        return metadata, model, priors, arrays, monitor_iter
+        return metadata, model, priors, arrays, monitor_iter, feature_names
 
-    metadata, model, priors, arrays, monitor_iter = read_archive(file, FORMAT_NAME, FORMAT_VERSION, read_content)
+    metadata, model, priors, arrays, monitor_iter, feature_names = read_archive(file, FORMAT_NAME, FORMAT_VERSION, read_content)
     for name in PRIORS:
         setattr(model, name, priors[name] if name in priors else arrays[name])
     try:
@@ -131,6 +135,8 @@ def load_model(file, estimator_class):
     except ValueError as exc:
         raise ModelFileError(f"The model file holds an invalid parameter: {exc}") from None
     model.n_features = model.n_features_in_ = arrays["means_"].shape[1]
+    if feature_names is not None:
+        model.feature_names_in_ = feature_names
     history = arrays["history"]
     expect(np.isfinite(history).all(), "history contains NaN or infinity.")
     model.monitor_.history.extend(float(value) for value in history)

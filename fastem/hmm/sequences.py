@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastem._core.numba import CHUNK_ROWS
+from fastem._core.validation import plain
 
 # Sequences at least this long run their forward and backward passes on two
 # threads at once (``_long_sequences``); shorter ones are many enough to keep
@@ -77,7 +78,7 @@ def check_sequence_weights(sample_weight, n_sequences: int) -> np.ndarray | None
     if not np.isfinite(weights).all():
         raise ValueError("sample_weight contains NaN or infinity.")
     if (weights < 0).any():
-        raise ValueError(f"sample_weight must be non-negative; found minimum {weights.min()!r}.")
+        raise ValueError(f"sample_weight must be non-negative; found minimum {plain(weights.min())!r}.")
     if not weights.sum() > 0:
         raise ValueError("sample_weight sums to zero: at least one sequence needs a positive weight.")
     return np.ascontiguousarray(weights)

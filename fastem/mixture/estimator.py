@@ -9,6 +9,7 @@ import numpy as np
 from fastem._core.compilation import announce_compilation
 from fastem._core.em import run_em
 from fastem._core.estimator import EstimatorBase
+from fastem._core.feature_names import feature_names_of, record_feature_names
 from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.validation import (
     check_choice,
@@ -17,6 +18,7 @@ from fastem._core.validation import (
     check_random_state,
     check_real,
     check_sample_weight,
+    plain,
 )
 from fastem._core.numba import CHUNK_ROWS
 from fastem._core.sources import chunk_source
@@ -230,7 +232,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         check_int(self.n_init, "n_init", 1)
         check_choice(self.init_params, "init_params", INIT_METHODS)
         if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}.")
+            raise TypeError(f"warm_start must be a bool, got {plain(self.warm_start)!r}.")
         check_int(int(self.verbose) if isinstance(self.verbose, (bool, np.bool_)) else self.verbose, "verbose", 0)
         check_int(self.verbose_interval, "verbose_interval", 1)
         resolve_n_jobs(self.n_jobs)
@@ -315,9 +317,11 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         Data read block by block (memmaps, iterables of blocks, dask arrays)
         go to :meth:`_fit_source` instead, and (None, False) is returned.
         """
+        names = feature_names_of(X)
         source = chunk_source(X, sample_weight)
         if source is not None:
             self._fit_source(source)
+            record_feature_names(self, None)
             return None, False
         self._check_parameters()
         X, has_nan = check_data_with_missing(X, min_samples=2)
@@ -363,6 +367,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         )
         weight_total = float(n_samples if sample_weight is None else sample_weight.sum())
         self._run_em(initialize, estep_hook, X.dtype, n_features, n_samples, warm, compiling, weight_total)
+        record_feature_names(self, names)
         return X, has_nan
 
     def _check_row_counts(self, n_samples: int, n_positive) -> None:

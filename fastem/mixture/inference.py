@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastem._core.feature_names import check_feature_names
 from fastem._core.threads import numba_threads
 from fastem._core.validation import check_data_with_missing
 from fastem.mixture import missing
@@ -24,6 +25,7 @@ class InferenceMethods:
     def _checked(self, X) -> tuple[np.ndarray, bool]:
         """X validated for inference, and whether it holds NaN."""
         self._check_is_fitted()
+        check_feature_names(self, X)
         return check_data_with_missing(X, n_features=self.n_features_in_)
 
     def _weighted_log_prob(self, X) -> np.ndarray:

@@ -16,14 +16,17 @@ from fastem._core.model_files import (
     build_estimator,
     expect,
     fastem_version,
+    feature_names_entry,
     is_int,
     plain_value,
     random_state_entry,
     read_archive,
     read_arrays,
+    read_feature_names,
     restore_random_state,
     write_archive,
 )
+from fastem._core.validation import plain
 from fastem.exceptions import ModelFileError
 from fastem.mixture.parameters import (
     check_means_init,
@@ -81,6 +84,7 @@ def save_model(model, file) -> None:
             "converged_": bool(model.converged_),
             "n_iter_": int(model.n_iter_),
             "n_features_in_": int(model.n_features_in_),
+            **feature_names_entry(model),
         },
     }
     write_archive(file, metadata, arrays)
@@ -107,7 +111,8 @@ def load_model(file, estimator_class):
     model.lower_bound_ = float(arrays["lower_bound_"])
     model.lower_bounds_ = [float(value) for value in arrays["lower_bounds_"]]
     for name, value in attributes.items():
-        setattr(model, name, value)
+        if value is not None:
+            setattr(model, name, value)
     model._fitted_for = (model.n_components, model.covariance_type)
     return model
 
@@ -119,7 +124,7 @@ def _check_fitted_values(arrays: dict, covariance_type: str, dtype) -> None:
     weights = arrays["weights_"].astype(np.float64)
     sum_tolerance = 1e-4 if dtype == np.float32 else 1e-9
     expect((weights >= 0).all() and (weights <= 1).all(), "weights_ must lie in [0, 1].")
-    expect(abs(weights.sum() - 1.0) <= sum_tolerance, f"weights_ must sum to 1, got {weights.sum()!r}.")
+    expect(abs(weights.sum() - 1.0) <= sum_tolerance, f"weights_ must sum to 1, got {plain(weights.sum())!r}.")
     covariances = arrays["covariances_"].astype(np.float64)
     prec_chol = arrays["precisions_cholesky_"].astype(np.float64)
     if covariance_type in ("diag", "spherical"):
@@ -149,7 +154,7 @@ def _check_fitted_values(arrays: dict, covariance_type: str, dtype) -> None:
 
 
 def _read_attributes(metadata: dict) -> dict:
-    """converged_, n_iter_, n_features_in_ from the metadata, type-checked."""
+    """converged_, n_iter_, n_features_in_ and feature_names_in_ (None if absent) from the metadata, type-checked."""
     attributes = metadata["attributes"]
     for key in ("converged_", "n_iter_", "n_features_in_"):
         expect(key in attributes, f"metadata.json: attribute {key!r} is missing.")
@@ -157,7 +162,8 @@ def _read_attributes(metadata: dict) -> dict:
     expect(isinstance(converged, bool), f"converged_ must be true or false, got {converged!r}.")
     expect(is_int(n_iter) and n_iter >= 0, f"n_iter_ must be a non-negative integer, got {n_iter!r}.")
     expect(is_int(n_features) and n_features >= 1, f"n_features_in_ must be a positive integer, got {n_features!r}.")
-    return {"converged_": converged, "n_iter_": n_iter, "n_features_in_": n_features}
+    return {"converged_": converged, "n_iter_": n_iter, "n_features_in_": n_features,
+            "feature_names_in_": read_feature_names(attributes, n_features)}
 
 
 def _read_arrays(archive, metadata: dict, model, n_features: int, n_iter: int) -> dict:
@@ -182,7 +188,7 @@ def _read_arrays(archive, metadata: dict, model, n_features: int, n_iter: int) -
     required = set(FITTED_ARRAYS) | {"lower_bound_", "lower_bounds_"}
     arrays = read_arrays(archive, metadata["arrays"], expected, required)
     lower_bound = float(arrays["lower_bound_"])
-    expect(not np.isnan(lower_bound) and lower_bound != np.inf, f"lower_bound_ must be a number or -inf, got {lower_bound!r}.")
+    expect(not np.isnan(lower_bound) and lower_bound != np.inf, f"lower_bound_ must be a number or -inf, got {plain(lower_bound)!r}.")
     expect(np.isfinite(arrays["lower_bounds_"]).all(), "lower_bounds_ contains NaN or infinity.")
     return arrays
 

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from fastem._core.estimator import EstimatorBase
+from fastem._core.feature_names import feature_names_of, record_feature_names
 from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.validation import (
     check_choice,
@@ -215,6 +216,7 @@ class GaussianMixtureIC(EstimatorBase):
             If every cell fails (the table of reasons is in the message).
         """
         models, counts = self._check_parameters()
+        names = feature_names_of(X)
         X = check_data(X, min_samples=1, estimator_name="GaussianMixtureIC")
         weights = check_sample_weight(sample_weight, X.shape[0])
         random_state = check_random_state(self.random_state)
@@ -247,6 +249,8 @@ class GaussianMixtureIC(EstimatorBase):
             return _better(outcome, again)
 
         self._set_results(_map(second_round, outcomes, n_threads))
+        for fitted in (self, self.best_estimator_):  # the chosen model checks the names of later calls
+            record_feature_names(fitted, names)
         return self
 
     def _shared_partitions(self, outcomes: list, screen, partitions: dict) -> dict:

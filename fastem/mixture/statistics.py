@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from fastem._core.validation import plain
 from fastem.mixture.covariance_models import COVARIANCE_MODELS, kernel_layout
 from fastem.mixture.parameters import GaussianStats, second_moment_shape
 
@@ -86,9 +87,9 @@ class SufficientStatistics:
             raise ValueError("SufficientStatistics.resp_sum must be non-negative.")
         for name, value in (("log_likelihood", log_likelihood), ("weight_total", weight_total)):
             if not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise ValueError(f"SufficientStatistics.{name} must be a finite real number, got {value!r}.")
+                raise ValueError(f"SufficientStatistics.{name} must be a finite real number, got {plain(value)!r}.")
         if weight_total < 0:
-            raise ValueError(f"SufficientStatistics.weight_total must be non-negative, got {weight_total!r}.")
+            raise ValueError(f"SufficientStatistics.weight_total must be non-negative, got {plain(weight_total)!r}.")
         self.covariance_type = covariance_type
         self.resp_sum, self.first, self.second, self.shift = resp_sum, first, second, shift
         self.log_likelihood = float(log_likelihood)
@@ -218,7 +219,7 @@ class SufficientStatistics:
     def scaled(self, factor: float) -> "SufficientStatistics":
         """Every sum multiplied by ``factor`` >= 0 (as if every row's weight were); used by online EM."""
         if not (isinstance(factor, numbers.Real) and np.isfinite(factor) and factor >= 0):
-            raise ValueError(f"factor must be a finite non-negative number, got {factor!r}.")
+            raise ValueError(f"factor must be a finite non-negative number, got {plain(factor)!r}.")
         return SufficientStatistics(
             self.covariance_type, self.resp_sum * factor, self.first * factor, self.second * factor,
             self.shift, self.log_likelihood * factor, self.weight_total * factor,

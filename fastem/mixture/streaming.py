@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastem._core.feature_names import check_feature_names, feature_names_of, record_feature_names
 from fastem._core.threads import numba_threads, resolve_n_jobs
 from fastem._core.sources import chunk_source, is_dask_array
 from fastem._core.validation import check_data_with_missing, check_random_state, check_sample_weight
@@ -81,6 +82,7 @@ class StreamingMethods:
         params = self._params()
         source = chunk_source(X, sample_weight)
         if source is None:
+            check_feature_names(self, X)
             X = _checked_complete(X, self.n_features_in_, 0, "compute_statistics")
             weights = check_sample_weight(sample_weight, X.shape[0], allow_zero_total=True)
             with numba_threads(self._n_threads(*X.shape)):
@@ -177,6 +179,9 @@ class StreamingMethods:
         """
         self._check_parameters()
         fitted = _fitted_for_current_parameters(self)
+        if fitted:
+            check_feature_names(self, X)
+        names = feature_names_of(X)
         X = _checked_complete(X, self.n_features_in_ if fitted else None, 1, "partial_fit")
         weights = check_sample_weight(sample_weight, X.shape[0])
         batch_weight = X.shape[0] if weights is None else float(weights.sum())
@@ -213,6 +218,8 @@ class StreamingMethods:
         self.lower_bound_ = batch.mean_log_likelihood
         self.lower_bounds_ = [self.lower_bound_] if updates == 0 else [*self.lower_bounds_, self.lower_bound_]
         self.n_features_in_ = X.shape[1]
+        if not fitted:
+            record_feature_names(self, names)
         return self
 
     def _first_batch_params(self, X, weights) -> GaussianParams:

@@ -30,8 +30,9 @@ import numpy as np
 from scipy.special import gammaln
 
 from fastem._core.estimator import EstimatorBase
+from fastem._core.feature_names import check_feature_names, feature_names_of, record_feature_names
 from fastem._core.threads import numba_threads, resolve_n_jobs
-from fastem._core.validation import check_random_state
+from fastem._core.validation import check_random_state, plain
 from fastem.topics._digamma import dirichlet_log_expectation
 from fastem.topics._document_kernels import document_bounds, document_topics, topic_word_statistics
 from fastem.topics._topic_word_kernels import (
@@ -54,7 +55,7 @@ class InvalidParameterError(ValueError, TypeError):
 
 def _invalid(name: str, requirement: str, value) -> ValueError:
     # scikit-learn's InvalidParameterError wording, which callers match.
-    return InvalidParameterError(f"The {name!r} parameter of LatentDirichletAllocation must be {requirement}. Got {value!r} instead.")
+    return InvalidParameterError(f"The {name!r} parameter of LatentDirichletAllocation must be {requirement}. Got {plain(value)!r} instead.")
 
 
 def _is_int(value) -> bool:
@@ -237,6 +238,7 @@ class LatentDirichletAllocation(EstimatorBase):
         """X as a Corpus in the fitted model's precision, with its vocabulary size checked."""
         self._check_is_fitted()
         self._check_fitted_tables()
+        check_feature_names(self, X)
         return check_counts(X, whom=f"LatentDirichletAllocation.{whom}", dtype=self.components_.dtype,
                             n_words=self.components_.shape[1])
 
@@ -383,6 +385,7 @@ class LatentDirichletAllocation(EstimatorBase):
         self
         """
         self._check_parameters()
+        names = feature_names_of(X)
         corpus = check_counts(X, whom="LatentDirichletAllocation.fit")
         exp_log_words = self._init_latent_vars(corpus.n_words, corpus.dtype)
         last_bound = None
@@ -406,6 +409,7 @@ class LatentDirichletAllocation(EstimatorBase):
                 self.n_iter_ += 1
             concentrations, _ = self._e_step(corpus, exp_log_words, want_statistics=False, random_init=False)
             self.bound_ = self._perplexity_of(corpus, concentrations, sub_sampling=False)
+        record_feature_names(self, names)
         sys.stdout.flush()
         return self
 
@@ -424,9 +428,11 @@ class LatentDirichletAllocation(EstimatorBase):
         self._check_parameters()
         first_time = not hasattr(self, "components_")
         if first_time:
+            names = feature_names_of(X)
             corpus = check_counts(X, whom="LatentDirichletAllocation.partial_fit")
         else:
             self._check_fitted_tables()
+            check_feature_names(self, X)
             corpus = check_counts(X, whom="LatentDirichletAllocation.partial_fit", dtype=self.components_.dtype,
                                   n_words=self.components_.shape[1])
         with numba_threads(self._n_threads(corpus)):
@@ -435,6 +441,8 @@ class LatentDirichletAllocation(EstimatorBase):
             else:
                 exp_log_words = self._word_major_exp_topics()
             self._online_pass(corpus, exp_log_words, self.total_samples)
+        if first_time:
+            record_feature_names(self, names)
         return self
 
     # ------------------------------------------------------------ inference
