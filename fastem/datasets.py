@@ -1,8 +1,29 @@
-"""Seeded synthetic data sets with known mixture parameters (demo, tests, benchmarks)."""
+"""Seeded synthetic data sets with known mixture parameters (demo, tests, benchmarks), and Old Faithful."""
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
+
+
+def load_faithful() -> tuple[np.ndarray, list]:
+    """Old Faithful: 272 eruptions of the geyser, eruption time and waiting time in minutes.
+
+    The classic two-cluster data set (Azzalini and Bowman, 1990; R's
+    ``faithful``), shipped with fastem for examples and benchmarks.
+
+    Returns
+    -------
+    X : ndarray of shape (272, 2)
+    feature_names : list of str
+        ``['eruptions', 'waiting']``.
+    """
+    path = pathlib.Path(__file__).parent / "data" / "faithful.csv"
+    with open(path, encoding="utf-8") as handle:
+        names = handle.readline().strip().split(",")
+        X = np.loadtxt(handle, delimiter=",", ndmin=2)
+    return X, names
 
 
 def make_mixture(n_samples: int, weights, means, covariances, *, random_state=0, dtype=np.float64):

@@ -366,3 +366,38 @@ def test_default_fit_and_inference_cases_report_speed_ups_shares_and_agreement(t
     assert by_method["predict"]["largest difference"] == "0 labels differ"
     for row in by_method.values():
         assert number(row["fastem peak beyond output MiB"]) < 64
+
+
+def test_shared_cpus_competitor_runs_only_inside_its_block():
+    import psutil
+
+    from fastem.bench.shared_cpus import competitor
+
+    before = {child.pid for child in psutil.Process().children()}
+    with competitor(True):
+        busy = [child for child in psutil.Process().children() if child.pid not in before]
+        assert len(busy) == 1 and busy[0].is_running()
+        assert busy[0].cpu_times().user > 0.1  # it is really spinning
+    assert not busy[0].is_running() or busy[0].status() == psutil.STATUS_ZOMBIE
+    with competitor(False):
+        assert {child.pid for child in psutil.Process().children()} == before
+
+
+def test_shared_cpus_grid_times_every_cell_on_each_side(monkeypatch):
+    from fastem.bench import shared_cpus
+    from fastem.datasets import load_faithful
+
+    monkeypatch.setattr(shared_cpus, "_TYPES", ("full",))
+    cells = shared_cpus._grid({"Old Faithful": load_faithful()[0]}, repeats=1, seed=0)
+    assert [(cell[0], cell[1], cell[2]) for cell in cells] == [("Old Faithful", "full", k) for k in range(1, 9)]
+    for *_, seconds in cells:
+        assert set(seconds) == {"fastem defaults", "fastem n_jobs=1", "sklearn"}
+        assert all(value > 0 for value in seconds.values())
+
+
+def test_load_faithful_is_the_classic_data_set():
+    from fastem.datasets import load_faithful
+
+    X, names = load_faithful()
+    assert X.shape == (272, 2) and names == ["eruptions", "waiting"]
+    np.testing.assert_allclose(X.mean(axis=0), [3.4878, 70.8971], atol=1e-4)

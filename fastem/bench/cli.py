@@ -32,6 +32,7 @@ from fastem.bench.scale import SCALE_CASES, run_scale_dask_case, run_scale_memma
 from fastem.bench.selection import SELECTION_CASES, run_selection_case
 from fastem.bench.default_fit import DEFAULT_FIT_CASES, run_default_fit_case
 from fastem.bench.inference import INFERENCE_CASES, run_inference_case
+from fastem.bench.shared_cpus import SHARED_CPUS_CASES, run_shared_cpus_case
 from fastem.bench.report import Report, _log, render, write_report
 from fastem.bench.timing import gemm_gflops
 
@@ -56,10 +57,11 @@ RUNNERS = {
     "selection": run_selection_case,
     "default_fit": run_default_fit_case,
     "inference": run_inference_case,
+    "shared_cpus": run_shared_cpus_case,
 }
 ALL_CASES = {
     **CASES, **HMM_CASES, **MISSING_CASES, **TOPIC_CASES, **SCALE_CASES, **SELECTION_CASES, **DEFAULT_FIT_CASES,
-    **INFERENCE_CASES,
+    **INFERENCE_CASES, **SHARED_CPUS_CASES,
 }
 
 
