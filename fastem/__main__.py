@@ -1,10 +1,19 @@
-"""Command line: ``python -m fastem demo``, ``fit FILE``, ``select FILE``, ``fit-hmm FILE`` and ``compile``."""
+"""Command line: ``fastem demo``, ``fit FILE``, ``select FILE``, ``predict MODEL FILE``, ``fit-hmm FILE``, ``compile``.
+
+Also ``python -m fastem ...``. Every command that reads data reads it with
+:func:`fastem.tables.read_table` and the same options (``--columns``,
+``--header``/``--no-header``, ``--delimiter``). Errors print one line,
+``fastem: error: ...``, and exit with status 2; warnings raised during a
+command print one line each, ``fastem: warning: <Category>: <message>``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -15,6 +24,8 @@ from fastem.mixture.covariance_models import COVARIANCE_MODELS, MCLUST_MODELS, S
 from fastem.mixture.estimator import GaussianMixture
 from fastem.mixture.parameters import COVARIANCE_TYPES, INIT_METHODS
 from fastem.mixture.selection import CRITERIA, GaussianMixtureIC
+from fastem.table_columns import MISSING_MARKERS
+from fastem.tables import PARQUET_EXTRA, WHITESPACE, Table, read_table
 
 
 def _describe(model: GaussianMixture) -> str:
@@ -34,26 +45,30 @@ def _describe(model: GaussianMixture) -> str:
     return "\n".join(lines)
 
 
-def _load(path: str) -> np.ndarray:
-    if path.endswith(".npy"):
-        return np.load(path, allow_pickle=False)
-    delimiter = "," if path.endswith(".csv") else None
-    return np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1 if _has_header(path, delimiter) else 0)
+def _read(args, feature_names=None, sequence_column=None) -> Table:
+    """The data file of ``args.path`` with the command's data options; notes go to stderr."""
+    table = read_table(args.path, args.columns, header=args.header, delimiter=args.delimiter,
+                       sequence_column=sequence_column, feature_names=feature_names)
+    for note in table.notes:
+        print(f"fastem: note: {note}", file=sys.stderr)
+    return table
 
 
-def _has_header(path: str, delimiter) -> bool:
-    """Whether the first line is a header: none of its fields is a number (e.g. R's write.csv names)."""
-    with open(path, encoding="utf-8-sig") as handle:  # -sig: Excel's "CSV UTF-8" starts with a BOM
-        first = handle.readline()
-    fields = [field.strip().strip('"') for field in first.split(delimiter)]
-    # A header only when no field is a number: a data row with a missing or odd value must not vanish.
-    for field in fields:
-        try:
-            float(field)
-            return False
-        except ValueError:
-            pass
-    return True
+def _columns_line(table: Table) -> str:
+    return "" if table.names is None else "\ncolumns: " + ", ".join(table.names)
+
+
+def _save_with_columns(model, names, path: str) -> None:
+    """Save ``model``, with scikit-learn's ``feature_names_in_`` when the columns have distinct names.
+
+    Set only now, after every call on a plain array (bic, plot): an estimator
+    that knows names warns when later given an array without them. Model files
+    that store the attribute let ``predict`` pick and order a file's columns.
+    """
+    if names and all(names) and len(set(names)) == len(names):
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    model.save(path)
+    print(f"model saved to {path}")
 
 
 def _model_from(args) -> GaussianMixture:
@@ -70,15 +85,55 @@ def _model_from(args) -> GaussianMixture:
 
 
 def _add_model_options(parser: argparse.ArgumentParser, n_components: int) -> None:
-    parser.add_argument("-k", "--n-components", type=int, default=n_components)
+    parser.add_argument("-k", "--n-components", type=int, default=n_components,
+                        help="number of mixture components (default: %(default)s)")
     parser.add_argument("--covariance-type", choices=COVARIANCE_MODELS, default="full", metavar="TYPE",
                         help="full, tied, diag, spherical, or an mclust model such as VEV (default: %(default)s)")
-    parser.add_argument("--init-params", choices=INIT_METHODS, default="kmeans")
-    parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument("--tol", type=float, default=1e-3)
-    parser.add_argument("--n-init", type=int, default=1)
-    parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--n-jobs", type=int, default=None)
+    parser.add_argument("--init-params", choices=INIT_METHODS, default="kmeans",
+                        help="how EM starts: %(choices)s (default: %(default)s)")
+    parser.add_argument("--max-iter", type=int, default=100, help="most EM iterations per start (default: %(default)s)")
+    parser.add_argument("--tol", type=float, default=1e-3,
+                        help="stop when the mean log-likelihood changes less than this (default: %(default)s)")
+    parser.add_argument("--n-init", type=int, default=1, help="starts; the best is kept (default: %(default)s)")
+    parser.add_argument("--random-state", type=int, default=0, help="seed of the starts (default: %(default)s)")
+    parser.add_argument("--n-jobs", type=int, default=None, help="threads (default: the CPUs this process may use; one for small data)")
+
+
+DATA_FILES = (
+    "Data files: .csv, .tsv, .txt or any delimited text (also .gz, .bz2, .xz), .npy, or .parquet (needs "
+    f"pyarrow: {PARQUET_EXTRA}). A first line with no number and some text is a header of column names. An "
+    "unnamed first column (the row index of pandas' to_csv and R's write.csv) and text columns are left out, "
+    "with a note on stderr. Empty fields and " + ", ".join(MISSING_MARKERS[1:]) + " are missing values (NaN; "
+    "mixtures fit and predict with them). Lines are numbered from 1, counting the header, and columns from 1."
+)
+
+
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "whitespace": WHITESPACE, "space": WHITESPACE, " ": WHITESPACE}
+    value = named.get(text.lower(), text)
+    if value != WHITESPACE and (len(value) != 1 or value in "\"\r\n"):
+        raise argparse.ArgumentTypeError(f"expected one character, 'tab' or 'whitespace', got {text!r}")
+    return value
+
+
+def _add_data_options(parser: argparse.ArgumentParser, columns_default: str = None) -> None:
+    parser.add_argument(
+        "--columns", metavar="LIST",
+        help="the columns to use, in this order: comma-separated names or positions, ranges like 2-5; positions "
+        "are 1-based (the first column of the file is 1) and count every column, a row index too (default: "
+        + (columns_default or "every numeric column; an unnamed row index and text columns are left out") + ")",
+    )
+    header = parser.add_mutually_exclusive_group()
+    header.add_argument("--header", dest="header", action="store_true", default=None,
+                        help="the first line holds the column names (default: detected: a first line is a header "
+                        "when it holds no number and some text, so names that are numbers, like 2019, need "
+                        "--header)")
+    header.add_argument("--no-header", dest="header", action="store_false",
+                        help="the first line is data (default: detected, see --header)")
+    parser.add_argument("--delimiter", type=_delimiter, default=None, metavar="CHAR",
+                        help="field separator: one character such as , ; or |, 'tab', or 'whitespace' (runs of "
+                        "spaces and tabs) (default: the first of tab ; , and whitespace that splits the first "
+                        "lines evenly; tab for .tsv)")
 
 
 def _compiling_message(model: GaussianMixture, X) -> str:
@@ -106,11 +161,12 @@ def run_demo(args) -> int:
 
 
 def run_fit(args) -> int:
-    X = _load(args.path)
+    table = _read(args)
+    X = table.data
     model = _model_from(args)
     with announce_compilation(_compiling_message(model, X)):
         labels = model.fit_predict(X)
-    print(f"fitted {X.shape[0]} x {X.shape[1]} data from {args.path}")
+    print(f"fitted {X.shape[0]} x {X.shape[1]} data from {args.path}" + _columns_line(table))
     print(_describe(model))
     print(f"BIC {model.bic(X):.4f}  AIC {model.aic(X):.4f}")
     if args.labels:
@@ -119,6 +175,39 @@ def run_fit(args) -> int:
     if args.plot:
         _save_plot(args.plot, lambda: _plot().mixture(model, X))
         print(f"picture of the fitted mixture written to {args.plot}")
+    if args.save:
+        _save_with_columns(model, table.names, args.save)
+    return 0
+
+
+def run_predict(args) -> int:
+    model = GaussianMixture.load(args.model)
+    fitted_names = getattr(model, "feature_names_in_", None)
+    table = _read(args, feature_names=fitted_names)
+    if fitted_names is not None and table.names is None and args.columns is None:
+        print(f"fastem: note: {args.path} has no header: its numeric columns are taken in order for the model's "
+              f"columns {', '.join(map(str, fitted_names))}.", file=sys.stderr)
+    # The columns are chosen by name above; predict gets a plain array, on which an
+    # estimator that knows names would warn that X has none.
+    model.__dict__.pop("feature_names_in_", None)
+    X = table.data
+    if X.shape[1] != model.n_features_in_:
+        chosen = "" if table.names is None else f" ({', '.join(table.names)})"
+        raise ValueError(f"{X.shape[1]} columns of {args.path}{chosen} for a model fitted on "
+                         f"{model.n_features_in_}: --columns chooses them.")
+    message = (f"compiling kernels for {model.covariance_type} covariance, {X.shape[1]} features (first run only: "
+               "cached for later runs; `fastem compile` does it ahead of time) ...")
+    with announce_compilation(message):
+        result = model.predict_proba(X) if args.proba else model.predict(X)
+    output = args.output or sys.stdout
+    if args.proba:
+        header = ",".join(f"p{j}" for j in range(result.shape[1]))
+        np.savetxt(output, result, fmt="%.8g", delimiter=",", header=header, comments="")
+    else:
+        np.savetxt(output, result, fmt="%d")
+    if args.output:
+        what = "probabilities" if args.proba else "labels"
+        print(f"{what} of {X.shape[0]} rows written to {args.output}")
     return 0
 
 
@@ -185,7 +274,8 @@ def _criterion_table(ic: GaussianMixtureIC) -> str:
 
 
 def run_select(args) -> int:
-    X = _load(args.path)
+    table = _read(args)
+    X = table.data
     ic = GaussianMixtureIC(
         args.n_components, covariance_type=args.models, criterion=args.criterion, n_init=args.n_init,
         random_state=args.random_state, n_jobs=args.n_jobs,
@@ -197,7 +287,7 @@ def run_select(args) -> int:
         ic.fit(X)
     elapsed = time.perf_counter() - start
     print(f"fitted {len(ic.results_['error'])} models to {X.shape[0]} x {X.shape[1]} data from {args.path} "
-          f"in {elapsed:.2f} s")
+          f"in {elapsed:.2f} s" + _columns_line(table))
     print(_criterion_table(ic))
     failed = [(m, k, e) for m, k, e in zip(ic.results_["covariance_type"], ic.results_["n_components"],
                                             ic.results_["error"]) if e]
@@ -215,22 +305,15 @@ def run_select(args) -> int:
         mixture_path = f"{stem}-mixture.{suffix}" if dot else f"{args.plot}-mixture"
         _save_plot(mixture_path, lambda: plot.mixture(ic.best_estimator_, X))
         print(f"criterion curves written to {args.plot}, the chosen mixture to {mixture_path}")
+    if args.save:
+        _save_with_columns(ic.best_estimator_, table.names, args.save)
     return 0
 
 
-def _sequences_from(data: np.ndarray, column):
-    """(X, lengths): with ``column``, consecutive rows sharing that column's value form one sequence."""
-    if column is None:
-        return data, None
-    n_columns = data.shape[1]
-    if not -n_columns <= column < n_columns:
-        raise ValueError(f"--sequence-column {column} is outside the file's {n_columns} columns.")
-    ids = data[:, column]
-    if data.shape[0] == 0:
-        raise ValueError("the file holds no rows.")
+def _sequence_lengths(ids: np.ndarray) -> np.ndarray:
+    """Consecutive rows sharing a value form one sequence (a repeated id later starts a new one)."""
     starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
-    lengths = np.diff(np.append(starts, data.shape[0]))
-    return np.delete(data, column % n_columns, axis=1), lengths
+    return np.diff(np.append(starts, len(ids)))
 
 
 def _describe_hmm(model: GaussianHMM, log_likelihood: float) -> str:
@@ -248,7 +331,9 @@ def _describe_hmm(model: GaussianHMM, log_likelihood: float) -> str:
 
 
 def run_fit_hmm(args) -> int:
-    X, lengths = _sequences_from(_load(args.path), args.sequence_column)
+    table = _read(args, sequence_column=args.sequence_column)
+    X = table.data
+    lengths = None if table.sequence is None else _sequence_lengths(table.sequence)
     model = GaussianHMM(
         args.n_components, covariance_type=args.covariance_type, n_iter=args.n_iter, tol=args.tol,
         random_state=args.random_state, n_jobs=args.n_jobs,
@@ -259,15 +344,15 @@ def run_fit_hmm(args) -> int:
         model.fit(X, lengths)
         log_likelihood, states = model.decode(X, lengths)
     n_sequences = 1 if lengths is None else len(lengths)
-    print(f"fitted {X.shape[0]} x {X.shape[1]} data in {n_sequences} sequence(s) from {args.path}")
+    print(f"fitted {X.shape[0]} x {X.shape[1]} data in {n_sequences} sequence(s) from {args.path}"
+          + _columns_line(table))
     print(_describe_hmm(model, model.score(X, lengths)))
     print(f"Viterbi log-probability {log_likelihood:.4f}; BIC {model.bic(X, lengths):.4f}  AIC {model.aic(X, lengths):.4f}")
     if args.states:
         np.savetxt(args.states, states, fmt="%d")
         print(f"Viterbi states written to {args.states}")
     if args.save:
-        model.save(args.save)
-        print(f"model saved to {args.save}")
+        _save_with_columns(model, table.names, args.save)
     return 0
 
 
@@ -318,51 +403,111 @@ def run_compile(args) -> int:
 MODELS = ("mixture", "missing", "hmm", "topics")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastem", description="Fit Gaussian mixtures and HMMs with fastem.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="fit the built-in demo data set and print the fitted mixture")
-    demo.add_argument("--n-samples", type=int, default=100_000)
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("fastem")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        import fastem
+
+        return getattr(fastem, "__version__", "unknown")
+
+
+def _data_command(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=description, epilog=DATA_FILES)
+    parser.add_argument("path", help="the data file: one row per observation, one column per feature")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastem", description="Fit Gaussian mixtures and HMMs with fastem, and predict with saved models.",
+        epilog="`fastem COMMAND --help` describes a command. " + DATA_FILES,
+    )
+    parser.add_argument("--version", action="version", version=f"fastem {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="fit the built-in demo data set and print the fitted mixture",
+                               description="Draw points from a known 3-component 2-D mixture, fit it, and print "
+                               "the true and the fitted parameters.")
+    demo.add_argument("--n-samples", type=int, default=100_000, help="points drawn (default: %(default)s)")
     _add_model_options(demo, n_components=3)
-    fit = commands.add_parser("fit", help="fit a mixture to a .csv, .txt (whitespace) or .npy file")
-    fit.add_argument("path")
-    fit.add_argument("--labels", help="write the predicted component of each row to this file")
-    fit.add_argument("--plot", help="draw the data and the fitted components to this image file (needs matplotlib)")
+
+    fit = _data_command(commands, "fit", summary="fit a Gaussian mixture to a data file",
+                        description="Fit a GaussianMixture to the rows of a data file and print it; --save keeps "
+                        "it for `fastem predict`.")
+    _add_data_options(fit)
+    fit.add_argument("--labels", metavar="FILE",
+                     help="write the predicted component of each row to this file, one per line (default: not written)")
+    fit.add_argument("--save", metavar="MODEL",
+                     help="save the fitted model to this file, with the column names when the file has a header "
+                     "(.npz; read by `fastem predict` and GaussianMixture.load) (default: not saved)")
+    fit.add_argument("--plot", metavar="IMAGE", help="draw the data and the fitted components to this image file "
+                     "(needs matplotlib) (default: no picture)")
     _add_model_options(fit, n_components=2)
-    select = commands.add_parser(
-        "select",
-        help="choose the covariance model and number of components of a mixture by BIC, AIC or ICL",
-        description="Fit every (covariance model, number of components) of a grid to a .csv, .txt or .npy file "
+
+    select = _data_command(
+        commands, "select",
+        summary="choose the covariance model and number of components of a mixture by BIC, AIC or ICL",
+        description="Fit every (covariance model, number of components) of a grid to a data file "
         "(fastem.GaussianMixtureIC), print the criterion table and the chosen mixture.",
     )
-    select.add_argument("path")
+    _add_data_options(select)
     select.add_argument("-k", "--n-components", type=_component_range, default=list(range(1, 10)),
                         help="numbers of components: N (1..N), LOW-HIGH, or a comma-separated list (default: 1-9)")
     select.add_argument("--models", type=_models_option, default=list(SKLEARN_TYPES),
                         help="'all' (scikit-learn's four, the default), 'mclust' (mclust's fourteen), "
                         "or a comma-separated list such as full,VEV,EII")
-    select.add_argument("--criterion", choices=CRITERIA, default="bic", help="(default: %(default)s)")
+    select.add_argument("--criterion", choices=CRITERIA, default="bic",
+                        help="%(choices)s; lower is better (default: %(default)s)")
     select.add_argument("--n-init", type=int, default=5, help="starts per cell (default: %(default)s)")
-    select.add_argument("--random-state", type=int, default=0, help="(default: %(default)s)")
+    select.add_argument("--random-state", type=int, default=0, help="seed of the starts (default: %(default)s)")
     select.add_argument("--n-jobs", type=int, default=None, help="cells fitted at once (default: all CPUs)")
-    select.add_argument("--plot", help="draw the criterion curves to this image file, and the chosen mixture to "
-                        "the same name with '-mixture' before the extension (needs matplotlib)")
-    fit_hmm = commands.add_parser(
-        "fit-hmm",
-        help="fit a Gaussian HMM to a .csv, .txt (whitespace) or .npy file",
-        description="Fit a GaussianHMM to the rows of a file: one sequence, or with --sequence-column, one "
+    select.add_argument("--save", metavar="MODEL", help="save the chosen mixture to this file, as fit --save does "
+                        "(default: not saved)")
+    select.add_argument("--plot", metavar="IMAGE", help="draw the criterion curves to this image file, and the "
+                        "chosen mixture to the same name with '-mixture' before the extension (needs matplotlib) "
+                        "(default: no picture)")
+
+    predict = commands.add_parser(
+        "predict", help="label the rows of a data file with a saved mixture",
+        description="Load a mixture saved by `fastem fit --save` (or GaussianMixture.save) and write, for each row "
+        "of the data file, its most probable component (0 to k-1, one per line), or with --proba a CSV whose "
+        "header line is p0,p1,... and whose columns are the probabilities of each component. When the model "
+        "was saved with column names and the file has a header, the file's columns of those names are used, "
+        "in the model's order.",
+        epilog=DATA_FILES,
+    )
+    predict.add_argument("model", help="a model file written by `fastem fit --save` or `fastem select --save`")
+    predict.add_argument("path", help="the data file, with the columns the model was fitted on")
+    _add_data_options(predict, columns_default="the model's columns by name when the model and the file have "
+                      "names, else every numeric column but a row index")
+    predict.add_argument("--proba", action="store_true",
+                         help="write the probability of each component (a CSV with a header line p0,p1,...) "
+                         "(default: off: the most probable component of each row)")
+    predict.add_argument("-o", "--output", metavar="FILE", help="write to this file (default: standard output)")
+
+    fit_hmm = _data_command(
+        commands, "fit-hmm", summary="fit a Gaussian HMM to a data file",
+        description="Fit a GaussianHMM to the rows of a data file: one sequence, or with --sequence-column, one "
         "sequence per run of consecutive rows sharing that column's value (the column is not a feature).",
     )
-    fit_hmm.add_argument("path")
-    fit_hmm.add_argument("--sequence-column", type=int, help="index of a column of sequence ids (removed from the data)")
-    fit_hmm.add_argument("-k", "--n-components", type=int, default=2)
-    fit_hmm.add_argument("--covariance-type", choices=HMM_COVARIANCE_TYPES, default="diag")
-    fit_hmm.add_argument("--n-iter", type=int, default=100)
-    fit_hmm.add_argument("--tol", type=float, default=1e-2)
-    fit_hmm.add_argument("--random-state", type=int, default=0)
-    fit_hmm.add_argument("--n-jobs", type=int, default=None)
-    fit_hmm.add_argument("--states", help="write the Viterbi state of each row to this file")
-    fit_hmm.add_argument("--save", help="save the fitted model to this file (GaussianHMM.load reads it)")
+    _add_data_options(fit_hmm, columns_default="every numeric column but a row index and the sequence column")
+    fit_hmm.add_argument("--sequence-column", metavar="COLUMN",
+                         help="name or 1-based position of a column of sequence ids, numbers or text (default: "
+                         "none: the rows are one sequence)")
+    fit_hmm.add_argument("-k", "--n-components", type=int, default=2, help="hidden states (default: %(default)s)")
+    fit_hmm.add_argument("--covariance-type", choices=HMM_COVARIANCE_TYPES, default="diag",
+                         help="%(choices)s (default: %(default)s)")
+    fit_hmm.add_argument("--n-iter", type=int, default=100, help="most EM iterations (default: %(default)s)")
+    fit_hmm.add_argument("--tol", type=float, default=1e-2,
+                         help="stop when the log-likelihood changes less than this (default: %(default)s)")
+    fit_hmm.add_argument("--random-state", type=int, default=0, help="seed of the start (default: %(default)s)")
+    fit_hmm.add_argument("--n-jobs", type=int, default=None, help="threads (default: the CPUs this process may use; one for small data)")
+    fit_hmm.add_argument("--states", metavar="FILE", help="write the Viterbi state of each row to this file, one "
+                         "per line (default: not written)")
+    fit_hmm.add_argument("--save", metavar="MODEL", help="save the fitted model to this file (GaussianHMM.load "
+                         "reads it) (default: not saved)")
     from fastem.mixture.precompile import DEFAULT_FEATURES, DTYPES
 
     compile_ = commands.add_parser(
@@ -374,20 +519,53 @@ def main(argv=None) -> int:
         "and 9 to 31 features, and one for 32 or more (BLAS); the other types one per dtype.",
     )
     compile_.add_argument("--models", type=_comma_list(str, MODELS), default=MODELS,
-                          help="comma-separated (default: %(default)s)")
+                          help=f"comma-separated (default: {','.join(MODELS)})")
     compile_.add_argument("--dtypes", type=_comma_list(str, DTYPES), default=DTYPES,
-                          help="comma-separated (default: %(default)s)")
+                          help=f"comma-separated (default: {','.join(DTYPES)})")
     compile_.add_argument("--covariance-types", type=_comma_list(str, COVARIANCE_TYPES), default=COVARIANCE_TYPES,
                           help="comma-separated (default: all four)")
     compile_.add_argument("--features", type=_comma_list(int), default=DEFAULT_FEATURES,
                           help="comma-separated feature counts (default: 1 to 9, which covers every count below 32)")
-    args = parser.parse_args(argv)
-    runners = {"demo": run_demo, "fit": run_fit, "select": run_select, "fit-hmm": run_fit_hmm, "compile": run_compile}
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line per warning, without the source line of fastem's internals that raised it."""
+    text = " ".join(str(message).split())
+    print(f"fastem: warning: {category.__name__}: {text}", file=sys.stderr)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"no such file: {exc.filename}"
+    if isinstance(exc, PermissionError) and exc.filename:
+        return f"permission denied: {exc.filename}"
+    if isinstance(exc, MemoryError):
+        return f"out of memory {exc}".strip()
+    return str(exc)
+
+
+RUNNERS = {"demo": run_demo, "fit": run_fit, "select": run_select, "predict": run_predict, "fit-hmm": run_fit_hmm,
+           "compile": run_compile}
+
+
+def main(argv=None) -> int:
+    """Run one command; returns the exit status (0, or 2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning  # only while the command runs: main is also called in-process
     try:
-        return runners[args.command](args)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return RUNNERS[args.command](args)
+    except BrokenPipeError:
+        # The reader of the output left (`fastem predict m.npz data.csv | head`): Python's documented
+        # recipe, so that the interpreter's final flush of stdout does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (ValueError, TypeError, OSError, ImportError, MemoryError) as exc:
+        print(f"fastem: error: {_error_text(exc)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def test_fit_hmm_with_a_sequence_column(tmp_path, capsys):
     path = tmp_path / "sequences.csv"
     np.savetxt(path, np.column_stack([ids, X]), delimiter=",")
     states_path, model_path = tmp_path / "states.txt", tmp_path / "model.npz"
-    arguments = ["fit-hmm", str(path), "--sequence-column", "0", "-k", "2", "--states", str(states_path),
+    # --sequence-column counts columns from 1, like --columns and the error messages (it was 0-based once).
+    arguments = ["fit-hmm", str(path), "--sequence-column", "1", "-k", "2", "--states", str(states_path),
                  "--save", str(model_path)]
     assert main(arguments) == 0
     out = capsys.readouterr().out

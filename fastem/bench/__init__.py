@@ -53,6 +53,9 @@ One module per concern; this one re-exports their public names:
   scikit-learn's;
 * ``inference``: predict_proba, score_samples and predict on many rows
   against scikit-learn's, with fastem's peak memory beyond the output;
+* ``shared_cpus``: fastem's default threads against ``n_jobs=1`` and
+  scikit-learn, quiet and beside a busy-loop process, on small real data sets
+  and a large fit;
 * ``report``: the tables, cell formatting, the markdown, writing the file;
 * ``cli``: the command line.
 """
@@ -120,6 +123,7 @@ from fastem.bench.scale import SCALE_CASES, ScaleCase, run_scale_dask_case, run_
 from fastem.bench.selection import SELECTION_CASES, SelectionCase, run_selection_case
 from fastem.bench.default_fit import DEFAULT_FIT_CASES, DefaultFitCase, run_default_fit_case
 from fastem.bench.inference import INFERENCE_CASES, InferenceCase, run_inference_case
+from fastem.bench.shared_cpus import SHARED_CPUS_CASES, SharedCpusCase, competitor, run_shared_cpus_case
 from fastem.bench.report import (
     DTYPE_COLUMNS,
     EM_COLUMNS,
@@ -180,6 +184,10 @@ __all__ = [
     "InferenceCase",
     "run_default_fit_case",
     "run_inference_case",
+    "SHARED_CPUS_CASES",
+    "SharedCpusCase",
+    "competitor",
+    "run_shared_cpus_case",
     "SelectionCase",
     "run_selection_case",
     "TOPIC_CASES",

@@ -122,7 +122,7 @@ def run_missing_case(case: MissingCase, settings: Settings, report: Report) -> N
         "same rows complete, from the same start (the parameters after three iterations on the complete data). "
         "**ms/iter**: `(t(max_iter=1+m) - t(max_iter=1)) / m`, m = "
         f"{_ITERATIONS}, the median of {max(settings.repeats, 5)} repeats in which the two alternate. **ratio**: "
-        "with NaN / complete (the issue's bound is 3 for the full case). **grouping**: sorting the rows by "
+        "with NaN / complete (the bound is 3 for the full case). **grouping**: sorting the rows by "
         "missingness pattern and copying them in that order, done once per fit (median of 5).", MISSING_COLUMNS)
     met = "" if case.target is None else ("yes" if ratio is not None and ratio <= case.target else "no")
     section.rows.append([

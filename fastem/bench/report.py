@@ -319,7 +319,7 @@ def render(report: Report) -> str:
     if report.first_fit_target_rows:
         parts += [
             "",
-            "## First fit: the targets of issue 12",
+            "## First fit: the targets",
             "",
             "Each figure comes from fresh Python processes whose `NUMBA_CACHE_DIR` is a temporary directory: "
             "(a), (b), (d) and (e) share one, empty before (a); (c) has an empty one of its own; in (f) "

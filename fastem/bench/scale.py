@@ -202,7 +202,7 @@ def run_scale_dask_case(case: ScaleCase, settings: Settings, report: Report) -> 
         "scheduler (2 threads), and a `LocalCluster` of 2 worker processes with 1 thread each on 127.0.0.1, the "
         "array persisted on the workers first so that an iteration sends only the parameters. **ms/iter**: "
         f"`(t(max_iter=1+m) - t(max_iter=1)) / m`, m = {_ITERATIONS}, the median of {repeats} repeats; each dask "
-        "variant alternates with its own in-memory run. The issue's target: threaded within 1.3x of in-memory.",
+        "variant alternates with its own in-memory run. Target: threaded within 1.3x of in-memory.",
         ["case", "in-memory ms/iter", "threaded ms/iter", "threaded ratio", "target", "met",
          "in-memory ms/iter (cluster run)", "cluster ms/iter", "cluster ratio"],
     )
