@@ -10,10 +10,12 @@ command print one line each, ``fastem: warning: <Category>: <message>``.
 from __future__ import annotations
 
 import argparse
+import lzma
 import os
 import sys
 import time
 import warnings
+import zlib
 
 import numpy as np
 
@@ -542,6 +544,8 @@ def _error_text(exc: BaseException) -> str:
         return f"permission denied: {exc.filename}"
     if isinstance(exc, MemoryError):
         return f"out of memory {exc}".strip()
+    if isinstance(exc, (EOFError, lzma.LZMAError, zlib.error)):
+        return f"the compressed data file is truncated or corrupted ({exc})"
     return str(exc)
 
 
@@ -561,7 +565,8 @@ def main(argv=None) -> int:
         # recipe, so that the interpreter's final flush of stdout does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (ValueError, TypeError, OSError, ImportError, MemoryError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, MemoryError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        # EOFError, LZMAError, zlib.error: a truncated or corrupted .gz, .bz2 or .xz file.
         print(f"fastem: error: {_error_text(exc)}", file=sys.stderr)
         return 2
     finally:

@@ -195,7 +195,11 @@ def _read_parquet(path: str, request: Request):
             columns[j].raw = np.asarray(data.to_pylist(), dtype=object)
     if table.num_rows == 0:
         raise ValueError(f"{path} holds no rows.")
-    index = [j for j, name in enumerate(names) if re.fullmatch(r"__index_level_\d+__", name)]
+    # pandas' index columns: unnamed ones are stored as __index_level_N__, named ones (set_index("id"))
+    # under their name and listed in the file's pandas metadata, which pandas.read_parquet also drops.
+    pandas_index = (parquet_file.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+    index = [j for j, name in enumerate(names)
+             if re.fullmatch(r"__index_level_\d+__", name) or name in pandas_index]
     return names, columns, index, plan
 
 
@@ -279,9 +283,19 @@ def _field_kind(field: str) -> str:
 
 
 def _looks_like_header(fields: Sequence[str]) -> bool:
-    """A first line is a header when none of its fields is a number and at least one is text."""
+    """A first line is a header when none of its fields is a number and at least one is text.
+
+    Or when it holds pandas' default column names, 0, 1, 2, ... (a DataFrame
+    built from an array), after an empty field above the row index or not:
+    ``pd.DataFrame(array).to_csv(path)`` writes ``,0,1,2``.
+    """
     kinds = [_field_kind(field) for field in fields]
-    return "number" not in kinds and "text" in kinds
+    if "number" not in kinds and "text" in kinds:
+        return True
+    names = [field.strip() for field in fields]
+    if len(names) > 1 and names[0] == "":
+        names = names[1:]
+    return len(names) > 1 and names == [str(j) for j in range(len(names))]
 
 
 def _sample(handle) -> list:
@@ -334,7 +348,10 @@ def _read_records(path: str, reader, request: Request, header, delimiter: str):
             raise ValueError(f"{path} has a header line (line {first_line}) and no data rows.")
     n_columns = len(data)
     if names is not None and len(names) == n_columns - 1:
-        names.insert(0, "")  # R's write.table: no header field above the row names
+        if data[-1].strip() == "" and names[0] != "":
+            names.append("")  # every row ends with a delimiter, the header does not: an empty last column
+        else:
+            names.insert(0, "")  # R's write.table: no header field above the row names
     elif names is not None and len(names) != n_columns:
         raise _ragged(path, data_line, n_columns, f"the header (line {first_line})", len(names), delimiter)
     plan = request.resolve(names, n_columns)

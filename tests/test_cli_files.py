@@ -315,3 +315,56 @@ def test_other_files_are_named(tmp_path):
     latin = tmp_path / "latin.csv"
     latin.write_bytes("a,b\n1,2\nbé,3\n".encode("latin-1"))
     assert "is not UTF-8 text" in _error(latin)
+
+
+# -- pandas' default column names, trailing delimiters, named indexes, damaged files ----------
+
+
+def test_a_dataframe_built_from_an_array_written_with_its_index(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    array = np.array([[0.5, 1.5, 2.5], [3.5, 4.5, 5.5], [6.5, 7.5, 8.5]])
+    path = tmp_path / "frame.csv"
+    pandas.DataFrame(array).to_csv(path)
+    assert path.read_text().startswith(",0,1,2\n0,0.5,")
+    table = _read(path)
+    np.testing.assert_array_equal(table.data, array)
+    assert table.names == ["0", "1", "2"] and "row index" in table.notes[0]
+
+
+def test_a_dataframe_built_from_an_array_written_without_its_index(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    array = np.array([[0.5, 1.5], [3.5, 4.5]])
+    path = tmp_path / "frame.csv"
+    pandas.DataFrame(array).to_csv(path, index=False)
+    assert path.read_text().startswith("0,1\n")
+    table = _read(path)
+    np.testing.assert_array_equal(table.data, array)
+    assert table.names == ["0", "1"]
+    np.testing.assert_array_equal(_read(path, header=False).data, [[0, 1], *array])
+
+
+def test_rows_ending_with_a_delimiter_keep_their_first_column(tmp_path):
+    path = _write(tmp_path, "data.csv", "a,b\n1,2,\n3,4,\n")
+    table = _read(path)
+    np.testing.assert_array_equal(table.data, [[1, 2], [3, 4]])
+    assert table.names == ["a", "b"]
+
+
+def test_a_named_parquet_index_is_left_out_as_pandas_does(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pandas.DataFrame({"id": [101, 102, 103], "x": [1.5, 2.5, 3.5], "y": [0.0, 1.0, 2.0]}).set_index("id")
+    path = tmp_path / "frame.parquet"
+    frame.to_parquet(path)
+    table = _read(path)
+    np.testing.assert_array_equal(table.data, frame.to_numpy())
+    assert table.names == ["x", "y"]
+
+
+def test_a_truncated_gzip_file_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "data.csv.gz"
+    payload = gzip.compress(("x,y\n" + "1.5,2.5\n" * 2000).encode())
+    path.write_bytes(payload[: len(payload) // 2])
+    assert main(["fit", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("fastem: error: the compressed data file is truncated or corrupted") and "Traceback" not in error

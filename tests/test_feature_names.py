@@ -208,3 +208,62 @@ def test_the_convergence_warning_points_at_the_callers_line(frame):
         GaussianMixture(2, max_iter=1, random_state=0).fit(frame)
     found = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert found and found[0].filename == __file__
+
+
+# ---------------------------------------------------------------- data read block by block
+
+def test_a_fit_on_a_memmap_forgets_earlier_names(frame, tmp_path):
+    path = tmp_path / "X.dat"
+    data = np.memmap(path, dtype=np.float64, mode="w+", shape=frame.shape)
+    data[:] = frame.to_numpy()
+    data.flush()
+    model = GaussianMixture(2, random_state=0).fit(frame)
+    labels = model.fit_predict(np.memmap(path, dtype=np.float64, mode="r", shape=frame.shape))
+    assert not hasattr(model, "feature_names_in_")
+    assert labels.shape == (len(frame),)
+
+
+def test_blocks_after_names_warn_once(fitted, frame):
+    blocks = [frame.to_numpy()[:100], frame.to_numpy()[100:]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels = fitted.predict(blocks)
+    assert len([w for w in caught if "valid feature names" in str(w.message)]) == 1
+    np.testing.assert_array_equal(labels, fitted.predict(frame))
+
+
+def test_names_are_recorded_before_a_warning_that_raises(frame, monkeypatch):
+    from fastem.mixture import estimator
+
+    model = GaussianMixture(2, random_state=0).fit(frame.to_numpy())
+
+    def raising(*args):
+        raise UserWarning("as with warnings turned into errors")
+
+    monkeypatch.setattr(estimator, "warn_if_near_duplicates", raising)
+    with pytest.raises(UserWarning):
+        model.fit(frame)
+    assert list(model.feature_names_in_) == COLUMNS  # consistent with the parameters just set
+
+
+# ---------------------------------------------------------------- scikit-learn's BaseEstimator
+
+def test_a_user_class_listing_base_estimator_first_does_not_break_fastem():
+    import subprocess
+    import sys
+
+    # Defined after scikit-learn is loaded but before the first fastem estimator is created: the new base
+    # would make Mine's method order inconsistent, so fastem keeps its placeholder rather than fail.
+    code = (
+        "import fastem, sklearn.base\\n"
+        "class Mine(sklearn.base.BaseEstimator, fastem.GaussianMixture): pass\\n"
+        "from fastem._core.estimator import adopt_sklearn_base\\n"
+        "print(adopt_sklearn_base(), type(fastem.GaussianHMM(2)).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "GaussianHMM"]
+
+
+def test_dir_works_with_an_invalid_parameter():
+    names = dir(GaussianMixture(covariance_type="not a type"))
+    assert "fit" in names and "predict" in names

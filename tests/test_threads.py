@@ -112,10 +112,14 @@ def test_estimators_pass_their_work_to_the_decision(monkeypatch, budget):
     assert set(lda_calls) == {1}
 
 
-def test_one_thread_and_the_default_give_bit_identical_fits():
+@pytest.mark.skipif(max_threads() < 2, reason="needs two Numba threads")
+def test_one_thread_and_the_default_give_bit_identical_fits(budget):
+    budget(max_threads())
     rng = np.random.default_rng(1)
-    X = np.concatenate([rng.normal(size=(3 * CHUNK_ROWS, 8)), rng.normal(4, 1, size=(3 * CHUNK_ROWS, 8))])
-    default = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    X = np.concatenate([rng.normal(size=(20_000, 8)), rng.normal(4, 1, size=(20_000, 8))])
+    default = GaussianMixture(2, covariance_type="diag", random_state=0)
+    assert default._n_threads(*X.shape) == max_threads()  # 40,000 x 2 x 8 is above the threshold
+    default.fit(X)
     one = GaussianMixture(2, covariance_type="diag", random_state=0, n_jobs=1).fit(X)
     assert default.lower_bound_ == one.lower_bound_
     np.testing.assert_array_equal(default.means_, one.means_)
@@ -195,6 +199,19 @@ def test_cpu_budget_takes_the_smaller_of_affinity_and_quota(monkeypatch):
     assert cpu_budget() == 1
 
 
+def test_cpu_budget_respects_omp_num_threads(monkeypatch):
+    # joblib's loky workers and dask's nannies set it to share the cores between processes.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "_cgroup_cpus", lambda: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_budget() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,2")  # nested levels: the first counts
+    assert cpu_budget() == 3
+    for ignored in ("", "0", "many"):
+        monkeypatch.setenv("OMP_NUM_THREADS", ignored)
+        assert cpu_budget() == 4
+
+
 def test_a_fractional_quota_rounds_up(tmp_path, monkeypatch):
     proc, root = _cgroup_files(tmp_path, "0::/", {"cpu.max": "150000 100000\n"})
     monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: cgroup_cpu_limit(proc, root))
@@ -207,11 +224,15 @@ def test_a_fractional_quota_rounds_up(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the wait policy
 
-def _openmp_settings_after_import(extra_env: dict) -> tuple[str, str]:
-    """Import fastem in a fresh process with OpenMP printing its settings; (stderr, OMP_WAIT_POLICY after import)."""
+def _openmp_settings_after_a_fit(extra_env: dict) -> str:
+    """A fit in a fresh process with OpenMP printing its settings; its output, then the layer and OMP_WAIT_POLICY."""
     env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
     env.update(OMP_DISPLAY_ENV="TRUE", **extra_env)
-    code = "import os, fastem, numba; print(numba.threading_layer(), os.environ.get('OMP_WAIT_POLICY'))"
+    code = (
+        "import os, numpy as np, fastem, numba\n"
+        "fastem.GaussianMixture(1).fit(np.arange(8.0).reshape(4, 2))\n"
+        "print(numba.threading_layer(), os.environ.get('OMP_WAIT_POLICY'))"
+    )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return result.stderr + result.stdout
 
@@ -224,13 +245,41 @@ def _threading_layer() -> str:
 
 @pytest.mark.skipif(_threading_layer() != "omp", reason="the wait policy concerns Numba's OpenMP layer")
 def test_openmp_threads_wait_passively_and_the_variable_is_removed():
-    output = _openmp_settings_after_import({})
+    output = _openmp_settings_after_a_fit({})
     assert "OMP_WAIT_POLICY = 'PASSIVE'" in output
     assert output.rstrip().endswith("omp None")  # other OpenMP libraries loaded later keep their default
 
 
 @pytest.mark.skipif(_threading_layer() != "omp", reason="the wait policy concerns Numba's OpenMP layer")
 def test_a_wait_policy_the_user_set_is_kept():
-    output = _openmp_settings_after_import({"OMP_WAIT_POLICY": "ACTIVE"})
+    output = _openmp_settings_after_a_fit({"OMP_WAIT_POLICY": "ACTIVE"})
     assert "OMP_WAIT_POLICY = 'ACTIVE'" in output
     assert output.rstrip().endswith("omp ACTIVE")
+
+
+def test_importing_fastem_starts_no_threading_layer():
+    # A loaded OpenMP layer makes a later fork unsafe, and Numba's start fixes multiprocessing's start method.
+    code = (
+        "import multiprocessing, fastem\n"
+        "from numba.np.ufunc import parallel\n"
+        "print(parallel._is_initialized)\n"
+        "multiprocessing.set_start_method('spawn')  # raises if the start method had been fixed\n"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "ok"]
+
+
+def test_a_forked_child_fits_after_the_parent_imported_fastem():
+    code = (
+        "import multiprocessing as mp, numpy as np, fastem\n"
+        "def child(queue):\n"
+        "    model = fastem.GaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(100, 2)))\n"
+        "    queue.put(model.converged_)\n"
+        "if __name__ == '__main__':\n"
+        "    context = mp.get_context('fork'); queue = context.Queue()\n"
+        "    process = context.Process(target=child, args=(queue,)); process.start()\n"
+        "    print(queue.get(timeout=120)); process.join()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout.split()
+    assert out == ["True"]

@@ -49,7 +49,13 @@ def adopt_sklearn_base() -> bool:
         return False
     with _adoption_lock:
         if EstimatorBase.__bases__ == (_UntilScikitLearnIsLoaded,):
-            EstimatorBase.__bases__ = (base,)
+            try:
+                EstimatorBase.__bases__ = (base,)
+            except TypeError:
+                # A user's class defined meanwhile lists BaseEstimator before a fastem
+                # estimator (class M(BaseEstimator, GaussianMixture)): the new order would
+                # be inconsistent. Keep the placeholder; everything but isinstance works.
+                return False
     return True
 
 
@@ -59,6 +65,12 @@ class EstimatorBase(_UntilScikitLearnIsLoaded):
     def __new__(cls, *args, **kwargs):
         adopt_sklearn_base()
         return super().__new__(cls)
+
+    def __dir__(self):
+        # BaseEstimator's __dir__ evaluates every attribute (for its available_if
+        # methods, which fastem has none of), so a property that raises for an
+        # invalid parameter (``_layout``) would break dir() and tab completion.
+        return object.__dir__(self)
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -134,3 +146,6 @@ class EstimatorBase(_UntilScikitLearnIsLoaded):
             target_tags=TargetTags(required=False),
             input_tags=InputTags(allow_nan=self._accepts_missing_values),
         )
+
+
+adopt_sklearn_base()  # a program that imported scikit-learn first gets BaseEstimators from the start

@@ -9,14 +9,15 @@ Three rules, each from a measurement on a shared 2-core machine:
   spinning thread takes the time slice the thread doing the work needs, and
   every parallel region stalls: iris, k=3, was 190x slower with the default
   threads than on one thread beside one busy process. OpenMP reads its wait
-  policy once, when the library is loaded, so :func:`_start_threading_layer`
-  loads it with ``OMP_WAIT_POLICY=PASSIVE`` at import and then removes the
-  variable again, so that other OpenMP libraries loaded later in the process
-  (scikit-learn's own copy, for example) keep their defaults. A policy the
-  user set is kept.
+  policy once, when the library is loaded, so :func:`start_threading_layer`
+  loads it, before fastem's first kernel, with ``OMP_WAIT_POLICY=PASSIVE``
+  and then removes the variable again, so that other OpenMP libraries loaded
+  later in the process (scikit-learn's own copy, for example) keep their
+  defaults. A policy the user set is kept.
 * **The default thread count is the CPUs this process may use**: its CPU
   affinity and its cgroup CPU quota (Docker's ``--cpus``, Kubernetes' CPU
-  limits), not the host's core count that Numba starts with.
+  limits), not the host's core count that Numba starts with, and no more
+  than ``OMP_NUM_THREADS`` where a process pool set it for its workers.
 * **Small work runs on one thread.** Waking a thread for a parallel region
   costs more than it saves when there is little work; see
   :data:`PARALLEL_MIN_WORK`. This applies to the default ``n_jobs=None``; an
@@ -43,11 +44,14 @@ import numba
 # thread, in the units the estimators count: rows x components x features
 # for mixtures, rows x states x (states + features) for HMMs, nonzero counts
 # x topics for LDA. Measured on mixtures (10 EM iterations, one thread
-# against two, 2-core machine, passive wait policy), at 2.6e5 two threads
-# were slower (diag 4096 x 8, k=8: 1.15x the one-thread time; full 2048 x
-# 16, k=8: 1.04x) and at 5.2e5 faster (diag 8192 x 8, k=8: 0.86x; full
-# 4096 x 16, k=8: 0.91x; full 8192 x 8, k=8: 0.82x), the same for both
-# covariance types in these units. The table: fastem.bench.threads.
+# against two, 2-core machine, passive wait policy; setup_helpers/thread_threshold.py over
+# shapes from 2048 x 2, k=2 to 65,536 x 16, k=8): at 2.6e5 two threads
+# ranged from 1.35x faster (diag 65,536 x 2, k=2) to 1.2x slower (diag 2048
+# x 16, k=8, one chunk: 1.22x; diag 4096 x 8, k=8: 1.15x); from 5.2e5 they were
+# faster (diag 8192 x 8, k=8: 1.16x; full 8192 x 8, k=8: 1.22x; full 4096 x
+# 16, k=8: 1.1x) except full covariances with few features (65,536 x 4,
+# k=3, 7.9e5: 1.02x slower), the same for both covariance types in these
+# units. The benchmark case shared_cpus checks the outcome on real data.
 PARALLEL_MIN_WORK = 500_000
 
 
@@ -115,18 +119,27 @@ def _cgroup_cpus():
     return None if limit is None else max(1, math.ceil(limit))
 
 
-def cpu_budget() -> int:
-    """The CPUs this process may use: its affinity and its cgroup quota, at least 1.
+def _omp_num_threads():
+    """``OMP_NUM_THREADS`` as a positive int (its first level), or None when unset or not a number."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
-    The affinity is read on every call (a process can be moved); the quota
-    once per process.
+
+def cpu_budget() -> int:
+    """The CPUs this process may use: its affinity, its cgroup quota and ``OMP_NUM_THREADS``, at least 1.
+
+    ``OMP_NUM_THREADS`` counts because process pools set it in their workers
+    to share the cores between them (joblib's loky workers, as in
+    ``GridSearchCV(n_jobs=-1)``, and dask's nanny processes do). The
+    affinity and the variable are read on every call (a process can be
+    moved); the quota once per process.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         cpus = os.cpu_count() or 1
-    quota = _cgroup_cpus()
-    return max(1, min(cpus, quota) if quota is not None else cpus)
+    limits = [cpus, _cgroup_cpus(), _omp_num_threads()]
+    return max(1, min(limit for limit in limits if limit is not None))
 
 
 def resolve_n_jobs(n_jobs, work=None, n_tasks=None) -> int:
@@ -156,34 +169,46 @@ def resolve_n_jobs(n_jobs, work=None, n_tasks=None) -> int:
     return min(n_jobs, available)
 
 
-def _start_threading_layer() -> None:
-    """Load Numba's threading layer now, with OpenMP's idle threads set to sleep, not spin.
+_layer_lock = threading.Lock()
+_layer_started = False
+
+
+def start_threading_layer() -> None:
+    """Load Numba's threading layer, with OpenMP's idle threads set to sleep, not spin (once per process).
 
     GNU OpenMP reads ``OMP_WAIT_POLICY`` once, when the library is loaded,
-    which Numba does at the first parallel call. Loading it here, at import,
-    with the variable set for just that moment, gives fastem's kernels the
-    passive policy without changing it for other OpenMP libraries the
-    process loads later. The policy has no effect when the user chose one
-    (kept as is), when Numba uses its TBB or workqueue layer (neither spins
-    like this), or when something had already loaded the same OpenMP
-    library before fastem was imported (then its setting stands).
+    which Numba does at its first parallel call or thread-count query.
+    :func:`numba_threads` calls this first, so the layer is loaded with the
+    variable set for just that moment: fastem's kernels get the passive
+    policy, and OpenMP libraries the process loads later keep theirs.
+
+    Not at import: a loaded OpenMP layer makes a later ``fork`` unsafe
+    (Numba then stops a forked child at its first parallel call) and fixes
+    ``multiprocessing``'s start method, so importing fastem loads neither.
+
+    The policy has no effect when the user chose one (kept as is), when
+    Numba uses its TBB or workqueue layer (neither spins like this), or when
+    something had loaded the same OpenMP library before (its setting stands).
     """
+    global _layer_started
+    if _layer_started:
+        return
     from numba.np.ufunc import parallel
 
-    if "OMP_WAIT_POLICY" in os.environ:
-        with contextlib.suppress(ValueError):  # raised again, with Numba's hint, at the first parallel call
+    with _layer_lock:
+        if _layer_started:
+            return
+        user_policy = "OMP_WAIT_POLICY" in os.environ
+        if not user_policy:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
             parallel._launch_threads()
-        return
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        parallel._launch_threads()
-    except ValueError:  # no threading layer could load: Numba says so, with its hint, at the first parallel call
-        pass
-    finally:
-        del os.environ["OMP_WAIT_POLICY"]
-
-
-_start_threading_layer()
+        except ValueError:  # no threading layer could load: Numba says so, with its hint, at the first parallel call
+            pass
+        finally:
+            if not user_policy:
+                del os.environ["OMP_WAIT_POLICY"]
+        _layer_started = True
 
 
 # Kernels with many features call BLAS (np.dot) inside their parallel loops.
@@ -245,6 +270,7 @@ def numba_threads(n_threads: int):
     once do not disturb each other; the ``finally`` clauses restore the
     previous settings even when a fit is interrupted.
     """
+    start_threading_layer()
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:

@@ -16,7 +16,7 @@ beside the competitor:
   start): fastem's defaults against ``n_jobs=1``, so that the small-work rule
   is seen not to cost large fits their threads.
 
-Targets (the thread-default work of issue 18): the defaults never more than
+Targets: the defaults never more than
 1.5x slower than ``n_jobs=1`` (median), faster than scikit-learn in every
 cell of the grid, quiet and with the competitor, and the large fit's
 two-thread speed-up kept. Every fit is warm: each cell is fitted once before

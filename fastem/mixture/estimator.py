@@ -321,7 +321,6 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         source = chunk_source(X, sample_weight)
         if source is not None:
             self._fit_source(source)
-            record_feature_names(self, None)
             return None, False
         self._check_parameters()
         X, has_nan = check_data_with_missing(X, min_samples=2)
@@ -366,8 +365,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
             f"{', missing values' if incomplete is not None else ''}; cached for later runs"
         )
         weight_total = float(n_samples if sample_weight is None else sample_weight.sum())
-        self._run_em(initialize, estep_hook, X.dtype, n_features, n_samples, warm, compiling, weight_total)
-        record_feature_names(self, names)
+        self._run_em(initialize, estep_hook, X.dtype, n_features, n_samples, warm, compiling, weight_total, names)
         return X, has_nan
 
     def _check_row_counts(self, n_samples: int, n_positive) -> None:
@@ -397,11 +395,13 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         chunked_fit.fit_from_source(self, source)
 
     def _run_em(self, initialize, estep_hook, dtype, n_features: int, n_rows: int, warm: bool, compiling: str,
-                weight_total: float) -> None:
+                weight_total: float, feature_names=None) -> None:
         """Run the EM driver with this estimator's settings and store the fitted attributes.
 
         ``weight_total`` is the data's total weight (rows without weights),
         which online EM needs to continue from the fit (``streaming``).
+        ``feature_names``: the data's column names (``feature_names_of``), or
+        None (arrays and sources).
         """
         covariance_type = self.covariance_type
         reg_covar = float(self.reg_covar)
@@ -429,6 +429,7 @@ class GaussianMixture(InferenceMethods, StreamingMethods, CriteriaMethods, Estim
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = list(result.lower_bounds)
         self.n_features_in_ = n_features
+        record_feature_names(self, feature_names)
         self._restart_online(weight_total)
         if not self._silent_fit:
             warn_if_near_duplicates(self, self._layout)

@@ -22,10 +22,11 @@ from fastem.mixture.steps import infer, weighted_log_prob
 class InferenceMethods:
     """``score_samples``, ``score``, ``predict`` and ``predict_proba`` of a fitted ``GaussianMixture``."""
 
-    def _checked(self, X) -> tuple[np.ndarray, bool]:
-        """X validated for inference, and whether it holds NaN."""
+    def _checked(self, X, check_names: bool = True) -> tuple[np.ndarray, bool]:
+        """X validated for inference, and whether it holds NaN (``check_names``: False for blocks of a checked X)."""
         self._check_is_fitted()
-        check_feature_names(self, X)
+        if check_names:
+            check_feature_names(self, X)
         return check_data_with_missing(X, n_features=self.n_features_in_)
 
     def _weighted_log_prob(self, X) -> np.ndarray:

@@ -248,9 +248,7 @@ class GaussianMixtureIC(EstimatorBase):
                                        extra, bar)
             return _better(outcome, again)
 
-        self._set_results(_map(second_round, outcomes, n_threads))
-        for fitted in (self, self.best_estimator_):  # the chosen model checks the names of later calls
-            record_feature_names(fitted, names)
+        self._set_results(_map(second_round, outcomes, n_threads), names)
         return self
 
     def _shared_partitions(self, outcomes: list, screen, partitions: dict) -> dict:
@@ -403,7 +401,7 @@ class GaussianMixtureIC(EstimatorBase):
         gm._silent_fit = True
         return gm.fit(X, sample_weight=weights)
 
-    def _set_results(self, outcomes: list) -> None:
+    def _set_results(self, outcomes: list, feature_names) -> None:
         columns = ("log_likelihood", "n_parameters", "bic", "aic", "icl", "n_iter", "converged")
         results = {"covariance_type": [o["covariance_type"] for o in outcomes],
                    "n_components": np.array([o["n_components"] for o in outcomes])}
@@ -428,6 +426,8 @@ class GaussianMixtureIC(EstimatorBase):
         self.covariance_type_ = results["covariance_type"][chosen]
         self.criterion_ = float(values[chosen])
         self.n_features_in_ = self.best_estimator_.n_features_in_
+        for fitted in (self, self.best_estimator_):  # the chosen model checks the names of later calls
+            record_feature_names(fitted, feature_names)
         if not results["converged"][chosen]:
             warn_at_caller(
                 f"The chosen model ({self.covariance_type_}, {self.n_components_} components) did not converge "

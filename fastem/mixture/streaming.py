@@ -251,13 +251,20 @@ class StreamingMethods:
         """
         self._check_is_fitted()
         if is_dask_array(X):
+            check_feature_names(self, X)  # once here, not per block on the workers
             return _dask_inference(self, X, method)
         source = chunk_source(X)
         if source is None:
             return None
         _expect_model_shape(source, self)
-        parts = [getattr(self, method)(block) for block, _ in source.blocks() if block.shape[0]]
+        check_feature_names(self, X)  # once: the blocks are plain arrays
+        output = _BLOCK_OUTPUTS[method]
+        parts = [self._infer(*self._checked(block, check_names=False), output)
+                 for block, _ in source.blocks() if block.shape[0]]
         return np.concatenate(parts) if parts else _empty_result(self, method, source.dtype or np.float64)
+
+
+_BLOCK_OUTPUTS = {"predict": "labels", "predict_proba": "proba", "score_samples": "score"}
 
 
 def _checked_complete(X, n_features, min_samples: int, method: str) -> np.ndarray:
@@ -316,6 +323,7 @@ def _dask_inference(model, X, method: str):
         X = X.rechunk({1: -1})
     worker_model = copy.deepcopy(model)
     worker_model.n_jobs = 1  # a task per block and per worker thread is the parallelism
+    worker_model.__dict__.pop("feature_names_in_", None)  # checked once by the caller; blocks are plain arrays
     dtype = _result_dtype(model, method, X.dtype)
     if method == "predict_proba":
         return da.map_blocks(
