@@ -227,7 +227,7 @@ def test_blocks_after_names_warn_once(fitted, frame):
     blocks = [frame.to_numpy()[:100], frame.to_numpy()[100:]]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        labels = fitted.predict(blocks)
+        labels = fitted.predict(lambda: iter(blocks))  # a callable returning the blocks
     assert len([w for w in caught if "valid feature names" in str(w.message)]) == 1
     np.testing.assert_array_equal(labels, fitted.predict(frame))
 
@@ -255,9 +255,9 @@ def test_a_user_class_listing_base_estimator_first_does_not_break_fastem():
     # Defined after scikit-learn is loaded but before the first fastem estimator is created: the new base
     # would make Mine's method order inconsistent, so fastem keeps its placeholder rather than fail.
     code = (
-        "import fastem, sklearn.base\\n"
-        "class Mine(sklearn.base.BaseEstimator, fastem.GaussianMixture): pass\\n"
-        "from fastem._core.estimator import adopt_sklearn_base\\n"
+        "import fastem, sklearn.base\n"
+        "class Mine(sklearn.base.BaseEstimator, fastem.GaussianMixture): pass\n"
+        "from fastem._core.estimator import adopt_sklearn_base\n"
         "print(adopt_sklearn_base(), type(fastem.GaussianHMM(2)).__name__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

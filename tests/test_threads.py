@@ -240,6 +240,7 @@ def _openmp_settings_after_a_fit(extra_env: dict) -> str:
 def _threading_layer() -> str:
     import numba
 
+    threads.start_threading_layer()  # as fastem's first kernel would
     return numba.threading_layer()
 
 
