@@ -199,19 +199,6 @@ def test_cpu_budget_takes_the_smaller_of_affinity_and_quota(monkeypatch):
     assert cpu_budget() == 1
 
 
-def test_cpu_budget_respects_omp_num_threads(monkeypatch):
-    # joblib's loky workers and dask's nannies set it to share the cores between processes.
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(threads, "_cgroup_cpus", lambda: None)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert cpu_budget() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3,2")  # nested levels: the first counts
-    assert cpu_budget() == 3
-    for ignored in ("", "0", "many"):
-        monkeypatch.setenv("OMP_NUM_THREADS", ignored)
-        assert cpu_budget() == 4
-
-
 def test_a_fractional_quota_rounds_up(tmp_path, monkeypatch):
     proc, root = _cgroup_files(tmp_path, "0::/", {"cpu.max": "150000 100000\n"})
     monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: cgroup_cpu_limit(proc, root))

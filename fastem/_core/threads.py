@@ -16,8 +16,7 @@ Three rules, each from a measurement on a shared 2-core machine:
   defaults. A policy the user set is kept.
 * **The default thread count is the CPUs this process may use**: its CPU
   affinity and its cgroup CPU quota (Docker's ``--cpus``, Kubernetes' CPU
-  limits), not the host's core count that Numba starts with, and no more
-  than ``OMP_NUM_THREADS`` where a process pool set it for its workers.
+  limits), not the host's core count that Numba starts with.
 * **Small work runs on one thread.** Waking a thread for a parallel region
   costs more than it saves when there is little work; see
   :data:`PARALLEL_MIN_WORK`. This applies to the default ``n_jobs=None``; an
@@ -119,27 +118,21 @@ def _cgroup_cpus():
     return None if limit is None else max(1, math.ceil(limit))
 
 
-def _omp_num_threads():
-    """``OMP_NUM_THREADS`` as a positive int (its first level), or None when unset or not a number."""
-    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
 def cpu_budget() -> int:
-    """The CPUs this process may use: its affinity, its cgroup quota and ``OMP_NUM_THREADS``, at least 1.
+    """The CPUs this process may use: its affinity and its cgroup quota, at least 1.
 
-    ``OMP_NUM_THREADS`` counts because process pools set it in their workers
-    to share the cores between them (joblib's loky workers, as in
-    ``GridSearchCV(n_jobs=-1)``, and dask's nanny processes do). The
-    affinity and the variable are read on every call (a process can be
-    moved); the quota once per process.
+    The affinity is read on every call (a process can be moved); the quota
+    once per process. ``OMP_NUM_THREADS`` is deliberately not read: dask's
+    ``LocalCluster`` sets it to 1 in the process that starts it (its nanny
+    settings leak there), which would silently take every thread from the
+    fits of that process.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         cpus = os.cpu_count() or 1
-    limits = [cpus, _cgroup_cpus(), _omp_num_threads()]
-    return max(1, min(limit for limit in limits if limit is not None))
+    quota = _cgroup_cpus()
+    return max(1, min(cpus, quota) if quota is not None else cpus)
 
 
 def resolve_n_jobs(n_jobs, work=None, n_tasks=None) -> int:
