@@ -20,6 +20,7 @@ import zlib
 import numpy as np
 
 from fastem._core.compilation import announce_compilation, compile_ahead
+from fastem._core.feature_names import record_feature_names
 from fastem.hmm.estimator import GaussianHMM
 from fastem.hmm.parameters import COVARIANCE_TYPES as HMM_COVARIANCE_TYPES
 from fastem.mixture.covariance_models import COVARIANCE_MODELS, MCLUST_MODELS, SKLEARN_TYPES, kernel_layout
@@ -68,7 +69,7 @@ def _save_with_columns(model, names, path: str) -> None:
     that store the attribute let ``predict`` pick and order a file's columns.
     """
     if names and all(names) and len(set(names)) == len(names):
-        model.feature_names_in_ = np.asarray(names, dtype=object)
+        record_feature_names(model, np.asarray(names, dtype=object))
     model.save(path)
     print(f"model saved to {path}")
 
@@ -191,7 +192,7 @@ def run_predict(args) -> int:
               f"columns {', '.join(map(str, fitted_names))}.", file=sys.stderr)
     # The columns are chosen by name above; predict gets a plain array, on which an
     # estimator that knows names would warn that X has none.
-    model.__dict__.pop("feature_names_in_", None)
+    record_feature_names(model, None)
     X = table.data
     if X.shape[1] != model.n_features_in_:
         chosen = "" if table.names is None else f" ({', '.join(table.names)})"

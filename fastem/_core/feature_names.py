@@ -68,8 +68,9 @@ def check_feature_names(estimator, X) -> None:
     if len(fitted) == len(names) and (fitted == names).all():
         return
     message = "The feature names should match those that were passed during fit.\n"
-    unexpected = [name for name in names if name not in set(fitted)]
-    missing = [name for name in fitted if name not in set(names)]
+    fitted_set, given_set = set(fitted), set(names)
+    unexpected = [name for name in names if name not in fitted_set]
+    missing = [name for name in fitted if name not in given_set]
 
     def listed(title, items, limit=5):
         shown = "".join(f"- {name}\n" for name in items[:limit])

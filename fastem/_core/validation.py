@@ -35,7 +35,7 @@ def _from_nullable_pandas(value) -> np.ndarray | None:
     dtypes = list(dtypes) if hasattr(value, "columns") else [dtypes]
     if all(isinstance(dtype, np.dtype) for dtype in dtypes):
         return None
-    if not dtypes or any(getattr(dtype, "kind", "O") not in "biuf" for dtype in dtypes):
+    if any(getattr(dtype, "kind", "O") not in "biuf" for dtype in dtypes):
         return None
     single = all(dtype.kind == "f" and getattr(dtype, "itemsize", 8) == 4 for dtype in dtypes)
     return value.to_numpy(dtype=np.float32 if single else np.float64, na_value=np.nan)

@@ -323,7 +323,7 @@ def _dask_inference(model, X, method: str):
         X = X.rechunk({1: -1})
     worker_model = copy.deepcopy(model)
     worker_model.n_jobs = 1  # a task per block and per worker thread is the parallelism
-    worker_model.__dict__.pop("feature_names_in_", None)  # checked once by the caller; blocks are plain arrays
+    record_feature_names(worker_model, None)  # checked once by the caller; blocks are plain arrays
     dtype = _result_dtype(model, method, X.dtype)
     if method == "predict_proba":
         return da.map_blocks(
