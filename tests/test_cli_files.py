@@ -353,9 +353,13 @@ def test_rows_ending_with_a_delimiter_keep_their_first_column(tmp_path):
 def test_a_named_parquet_index_is_left_out_as_pandas_does(tmp_path):
     pandas = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    frame = pandas.DataFrame({"id": [101, 102, 103], "x": [1.5, 2.5, 3.5], "y": [0.0, 1.0, 2.0]}).set_index("id")
+    # Ids that are not a range: pandas stores them as a column named "id" (a range would be metadata only).
+    frame = pandas.DataFrame({"id": [107, 103, 111], "x": [1.5, 2.5, 3.5], "y": [0.0, 1.0, 2.0]}).set_index("id")
     path = tmp_path / "frame.parquet"
     frame.to_parquet(path)
+    import pyarrow.parquet
+
+    assert pyarrow.parquet.ParquetFile(path).schema_arrow.names == ["x", "y", "id"]
     table = _read(path)
     np.testing.assert_array_equal(table.data, frame.to_numpy())
     assert table.names == ["x", "y"]
